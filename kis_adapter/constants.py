@@ -1,0 +1,17 @@
+"""Names fixed by the public contract (DESIGN.md)."""
+
+from typing import Final
+
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.model.identifiers import Venue
+
+KIS: Final = "KIS"
+KIS_CLIENT_ID: Final = ClientId(KIS)
+KRX_VENUE_NAME: Final = "KRX"
+KRX_VENUE: Final = Venue(KRX_VENUE_NAME)
+
+DEFAULT_WS_URL: Final = "ws://ops.koreainvestment.com:21000"
+DEFAULT_REST_URL: Final = "https://openapi.koreainvestment.com:9443"
+DEFAULT_STALL_TIMEOUT_SECS: Final = 60.0
+
+MAX_REGISTRATIONS: Final = 41  # hard cap of one KIS session, all TRs combined

@@ -1,0 +1,75 @@
+"""
+Protocol rows → Nautilus objects: the one mapping shared by the live client and capture conversion.
+
+Adding a TR is one `ROW_MAPPERS` entry here (plus its schema and row decoder in `protocol/`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nautilus_trader.core.data import Data
+from nautilus_trader.model.identifiers import InstrumentId
+
+from kis_adapter.protocol import H0ZFANC0
+from kis_adapter.protocol import Decoder
+from kis_adapter.protocol import SkipReason
+from kis_adapter.types import KISExpectedFill
+from kis_adapter.types import instrument_id_for
+
+RowMapper = Callable[[list[tuple], int, Callable[[str], InstrumentId | None]], list[Data]]
+
+
+def expected_fills_from_rows(
+    rows: list[tuple],
+    ts_init: int,
+    instrument_id: Callable[[str], InstrumentId | None],
+) -> list[Data]:
+    out = []
+    append = out.append
+    for code, ts_event, price, change, sign, change_pct, phase_code, quantity in rows:
+        iid = instrument_id(code)
+        if iid is not None:
+            append(
+                KISExpectedFill(iid, price, change, sign, change_pct, phase_code, quantity, ts_event, ts_init)
+            )
+    return out
+
+
+ROW_MAPPERS: dict[str, RowMapper] = {H0ZFANC0: expected_fills_from_rows}
+
+
+class MessageParser:
+    """
+    Decode raw KIS messages into Nautilus data objects, counting everything skipped.
+
+    `parse(ts_init, message)` never raises; control messages yield nothing here (the session acts
+    on them). `decoder.stats` holds the counters.
+    """
+
+    def __init__(self, decoder: Decoder | None = None) -> None:
+        self.decoder = decoder or Decoder()
+        self._ids: dict[str, InstrumentId | None] = {}
+
+    def instrument_id(self, code: str) -> InstrumentId | None:
+        try:
+            return self._ids[code]
+        except KeyError:
+            pass
+        try:
+            iid = instrument_id_for(code)
+        except (ValueError, TypeError):
+            iid = None
+        self._ids[code] = iid
+        return iid
+
+    def parse(self, ts_init: int, message: object) -> list[Data]:
+        decoded = self.decoder.decode(ts_init, message)
+        if not decoded.rows:
+            return []
+        out = ROW_MAPPERS[decoded.tr_id](decoded.rows, ts_init, self.instrument_id)
+        if len(out) != len(decoded.rows):
+            lost = len(decoded.rows) - len(out)
+            self.decoder.stats.records -= lost
+            self.decoder.skip(SkipReason.BAD_VALUE, lost)
+        return out

@@ -1,0 +1,69 @@
+"""
+The KIS real-time protocol, sans I/O: no sockets, no clock, no Nautilus.
+
+``message text → Decoder.decode(ts_recv, text) → rows | control message | counted skip``
+"""
+
+from kis_adapter.protocol.control import OPSP_CODES
+from kis_adapter.protocol.control import PINGPONG
+from kis_adapter.protocol.control import Ack
+from kis_adapter.protocol.control import Action
+from kis_adapter.protocol.control import OPSPInfo
+from kis_adapter.protocol.control import PingPong
+from kis_adapter.protocol.control import build_ack
+from kis_adapter.protocol.control import build_pingpong
+from kis_adapter.protocol.control import explain
+from kis_adapter.protocol.control import parse_control
+from kis_adapter.protocol.decoder import NOTHING
+from kis_adapter.protocol.decoder import Decoded
+from kis_adapter.protocol.decoder import Decoder
+from kis_adapter.protocol.decoder import DecodeStats
+from kis_adapter.protocol.frames import DataFrame
+from kis_adapter.protocol.frames import FrameError
+from kis_adapter.protocol.frames import SkipReason
+from kis_adapter.protocol.frames import build_data_frame
+from kis_adapter.protocol.frames import parse_data_frame
+from kis_adapter.protocol.frames import split_records
+from kis_adapter.protocol.messages import RequestError
+from kis_adapter.protocol.messages import SubscriptionRequest
+from kis_adapter.protocol.messages import build_subscription
+from kis_adapter.protocol.messages import parse_subscription
+from kis_adapter.protocol.rows import ROW_DECODERS
+from kis_adapter.protocol.rows import ExpectedFillRow
+from kis_adapter.protocol.rows import decode_h0zfanc0
+from kis_adapter.protocol.schemas import H0ZFANC0
+from kis_adapter.protocol.schemas import SCHEMAS
+from kis_adapter.protocol.schemas import TRSchema
+
+__all__ = [
+    "H0ZFANC0",
+    "NOTHING",
+    "OPSP_CODES",
+    "PINGPONG",
+    "ROW_DECODERS",
+    "SCHEMAS",
+    "Ack",
+    "Action",
+    "DataFrame",
+    "DecodeStats",
+    "Decoded",
+    "Decoder",
+    "ExpectedFillRow",
+    "FrameError",
+    "OPSPInfo",
+    "PingPong",
+    "RequestError",
+    "SkipReason",
+    "SubscriptionRequest",
+    "TRSchema",
+    "build_ack",
+    "build_data_frame",
+    "build_pingpong",
+    "build_subscription",
+    "decode_h0zfanc0",
+    "explain",
+    "parse_control",
+    "parse_data_frame",
+    "parse_subscription",
+    "split_records",
+]

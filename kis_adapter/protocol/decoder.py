@@ -1,0 +1,140 @@
+"""
+The one decode entry point shared by the live client, capture conversion and the simulator.
+
+`Decoder.decode(ts_recv, message)` never raises: every message is either decoded into rows, counted
+as a control message, or counted as skipped with a `SkipReason`. A bad value in one record of a
+multi-record frame skips that record only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+
+from kis_adapter.protocol.control import Ack
+from kis_adapter.protocol.control import PingPong
+from kis_adapter.protocol.control import parse_control
+from kis_adapter.protocol.frames import FrameError
+from kis_adapter.protocol.frames import SkipReason
+from kis_adapter.protocol.frames import parse_data_frame
+from kis_adapter.protocol.rows import ROW_DECODERS
+from kis_adapter.protocol.rows import RowDecoder
+from kis_adapter.protocol.schemas import SCHEMAS
+from kis_adapter.protocol.schemas import TRSchema
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """
+    Counters of one decoder.
+
+    `skipped` counts messages by reason, except ``bad_value`` which counts records. `drift` counts
+    records whose width differs from the schema, keyed ``"<tr_id>:<width>"``; they are decoded.
+    """
+
+    messages: int = 0
+    data_frames: int = 0
+    records: int = 0
+    control: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    drift: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def merge(self, other: DecodeStats) -> None:
+        self.messages += other.messages
+        self.data_frames += other.data_frames
+        self.records += other.records
+        self.control.update(other.control)
+        self.skipped.update(other.skipped)
+        self.drift.update(other.drift)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The outcome of one message: data rows of one TR, a control message, or nothing."""
+
+    tr_id: str = ""
+    rows: list[tuple] = field(default_factory=list)
+    control: Ack | PingPong | None = None
+
+
+NOTHING = Decoded()
+
+
+class Decoder:
+    """Stateful only in its counters; safe to reuse for a whole session or capture."""
+
+    def __init__(
+        self,
+        schemas: Mapping[str, TRSchema] = SCHEMAS,
+        row_decoders: Mapping[str, RowDecoder] = ROW_DECODERS,
+        tr_ids: frozenset[str] | None = None,
+    ) -> None:
+        wanted = set(schemas) & set(row_decoders) if tr_ids is None else set(tr_ids)
+        self._tr = {tr_id: (schemas[tr_id], row_decoders[tr_id]) for tr_id in wanted}
+        self.stats = DecodeStats()
+
+    def skip(self, reason: SkipReason, n: int = 1) -> None:
+        self.stats.skipped[reason.value] += n
+
+    def decode(self, ts_recv: int, message: object) -> Decoded:
+        stats = self.stats
+        stats.messages += 1
+        if not isinstance(message, str):
+            self.skip(SkipReason.NOT_TEXT)
+            return NOTHING
+        if not message:
+            self.skip(SkipReason.EMPTY)
+            return NOTHING
+        head = message[:2]
+        if head == "0|" or head == "1|":
+            return self._decode_data(ts_recv, message)
+        if message.lstrip()[:1] != "{":
+            self.skip(SkipReason.NOT_KIS)
+            return NOTHING
+        try:
+            control = parse_control(message)
+        except FrameError as exc:
+            self.skip(exc.reason)
+            return NOTHING
+        stats.control["pingpong" if isinstance(control, PingPong) else control.msg_cd or "ack"] += 1
+        return Decoded(control=control)
+
+    def _decode_data(self, ts_recv: int, message: str) -> Decoded:
+        try:
+            frame = parse_data_frame(message)
+        except FrameError as exc:
+            self.skip(exc.reason)
+            return NOTHING
+        if frame.encrypted:
+            # Only notice TRs are encrypted in practice; their key arrives in the ack. Report, don't guess.
+            self.skip(SkipReason.ENCRYPTED)
+            return NOTHING
+        entry = self._tr.get(frame.tr_id)
+        if entry is None:
+            self.skip(SkipReason.UNKNOWN_TR)
+            return NOTHING
+        schema, decode_row = entry
+        try:
+            width, records = frame.records(schema.min_fields)
+        except FrameError as exc:
+            self.skip(exc.reason)
+            return NOTHING
+        stats = self.stats
+        stats.data_frames += 1
+        if width != schema.width:
+            stats.drift[f"{frame.tr_id}:{width}"] += len(records)
+        rows = []
+        append = rows.append
+        for fields in records:
+            try:
+                append(decode_row(fields, ts_recv))
+            except (ValueError, OverflowError):
+                stats.skipped[SkipReason.BAD_VALUE.value] += 1
+        stats.records += len(rows)
+        return Decoded(frame.tr_id, rows)
