@@ -22,7 +22,7 @@ from kis_adapter.errors import ConfigError
 
 
 class KISSettings(BaseSettings):
-    """``KIS_APP_KEY``, ``KIS_APP_SECRET``, ``KIS_CUSTTYPE``, ``KIS_WS_URL``, ``KIS_REST_URL``, ``KIS_STALL_TIMEOUT``."""
+    """KIS_APP_KEY, KIS_APP_SECRET, KIS_CUSTTYPE, KIS_WS_URL, KIS_REST_URL, KIS_STALL_TIMEOUT."""
 
     model_config = SettingsConfigDict(
         env_prefix="KIS_", env_file=".env", extra="ignore", hide_input_in_errors=True
