@@ -1,0 +1,58 @@
+"""
+Configuration of the KIS live data client, as a Nautilus config (JSON-loadable, frozen).
+
+No secrets here by design: the app key and secret come from the environment or ``.env``
+(`kis_adapter.settings`). URLs and the stall timeout default to those settings and may be overridden.
+"""
+
+from __future__ import annotations
+
+from nautilus_trader.config import LiveDataClientConfig
+from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.config import PositiveFloat
+from nautilus_trader.config import PositiveInt
+
+
+class KISDataClientConfig(LiveDataClientConfig, frozen=True):
+    """
+    Configuration for `KISDataClient`.
+
+    Parameters
+    ----------
+    codes : tuple[str, ...], default ()
+        KIS stock-futures short codes (e.g. ``"A11612"``) subscribed on connect, and the codes a
+        strategy gets when it subscribes to `KISExpectedFill` without an instrument.
+    ws_url : str, optional
+        WebSocket URL; default ``KIS_WS_URL`` (``ws://ops.koreainvestment.com:21000``).
+    rest_url : str, optional
+        REST URL for the approval key; default ``KIS_REST_URL``.
+    stall_timeout_secs : PositiveFloat, optional
+        Seconds without any message (PINGPONG counts) before reconnecting; default ``KIS_STALL_TIMEOUT`` (60).
+    subscribe_interval_secs : NonNegativeFloat, default 0.1
+        Pause between subscribe requests (KIS blocks clients that burst).
+    reconnect_initial_secs : PositiveFloat, default 1.0
+        First reconnect delay; doubles per failed attempt (with jitter) up to `reconnect_max_secs`.
+    reconnect_max_secs : PositiveFloat, default 60.0
+        Cap of the reconnect delay.
+    max_reconnect_attempts : PositiveInt, optional
+        Consecutive failed connects before the client gives up and shuts the node down; None = never.
+    ws_ping_interval_secs : PositiveFloat, optional
+        Client WebSocket ping interval; None (default) = off, KIS's PINGPONG keeps the session alive.
+    stats_interval_secs : PositiveFloat, default 30.0
+        Interval of the INFO stats line (records/s, reconnects, last message age, skips).
+    shutdown_on_fatal : bool, default True
+        Shut the node down when KIS refuses for good (app key in use, credentials rejected, cap).
+
+    """
+
+    codes: tuple[str, ...] = ()
+    ws_url: str | None = None
+    rest_url: str | None = None
+    stall_timeout_secs: PositiveFloat | None = None
+    subscribe_interval_secs: NonNegativeFloat = 0.1
+    reconnect_initial_secs: PositiveFloat = 1.0
+    reconnect_max_secs: PositiveFloat = 60.0
+    max_reconnect_attempts: PositiveInt | None = None
+    ws_ping_interval_secs: PositiveFloat | None = None
+    stats_interval_secs: PositiveFloat = 30.0
+    shutdown_on_fatal: bool = True
