@@ -38,6 +38,8 @@ from typing import Final
 import msgspec
 
 from kis_adapter.errors import CaptureError
+from kis_adapter.protocol.values import DAY_NS
+from kis_adapter.protocol.values import KST_OFFSET_NS
 from kis_adapter.protocol.values import kst_date
 
 FORMAT: Final = "kis-capture"
@@ -234,7 +236,7 @@ class CaptureWriter:
         self._flush_interval = flush_interval_secs
         self._clock = clock
         self._file: Any = None
-        self._day: str | None = None
+        self._day: int | None = None
         self._last_flush = clock()
         self.paths: list[Path] = []
         self.messages_written = 0
@@ -264,18 +266,22 @@ class CaptureWriter:
         self._write(ts, {"ts": ts, "event": event, **clean})
 
     def _write(self, ts: int, line: dict[str, Any]) -> None:
-        day = kst_date(ts)
+        day = (ts + KST_OFFSET_NS) // DAY_NS
         if day != self._day:
             self._rotate(day, ts)
-        data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: keep it, escaped, rather than lose the line
+            data = (json.dumps(line, separators=(",", ":")) + "\n").encode("ascii")
         try:
             self._file.write(data)
         except OSError as exc:
             raise CaptureError(f"cannot write capture {self.path}: {exc.strerror or exc}") from None
         self.flush_if_due()
 
-    def _rotate(self, day: str, ts: int) -> None:
+    def _rotate(self, day_index: int, ts: int) -> None:
         self.close()
+        day = kst_date(ts)
         kst = dt.datetime.fromtimestamp(ts / 1e9, dt.UTC) + dt.timedelta(hours=9)
         stem = f"kis-{day.replace('-', '')}-{kst:%H%M%S}"
         suffix = ".jsonl.gz" if self.compress else ".jsonl"
@@ -290,7 +296,7 @@ class CaptureWriter:
             raise CaptureError(f"cannot create capture {path}: {exc.strerror or exc}") from None
         self._file = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if self.compress else raw
         self._raw = raw
-        self._day = day
+        self._day = day_index
         self.paths.append(path)
         header = {
             "format": FORMAT,
