@@ -1,0 +1,432 @@
+"""
+Run a `BacktestNode` over a catalog of `KISExpectedFill` and report what happened.
+
+``run_backtest(config)`` takes a plain Nautilus `BacktestRunConfig` (built by `build_run_config`
+or parsed from a JSON file), adds a small counting actor, runs the node, and collects the results:
+events delivered per data type and instrument, every strategy's ``summary()`` rows and
+``decisions``, and (with a report folder) the tables, ``decisions.csv`` and the auction chart.
+Configuration problems (missing or empty catalog, bad import path, bad parameter) raise
+`ConfigError` before anything runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import Final
+
+import msgspec
+from nautilus_trader.backtest.config import BacktestDataConfig
+from nautilus_trader.backtest.config import BacktestEngineConfig
+from nautilus_trader.backtest.config import BacktestRunConfig
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.common.config import ActorConfig
+from nautilus_trader.common.config import ImportableActorConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.core.data import Data
+from nautilus_trader.model.data import DataType
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.persistence.funcs import class_to_filename
+from nautilus_trader.trading.config import ImportableStrategyConfig
+from nautilus_trader.trading.strategy import Strategy
+
+from kis_adapter.constants import KIS
+from kis_adapter.errors import ConfigError
+from kis_adapter.errors import KISError
+from kis_adapter.report import Marker
+from kis_adapter.report import Point
+from kis_adapter.report import as_row
+from kis_adapter.report import draw_auction_chart
+from kis_adapter.report import format_table
+from kis_adapter.report import kst_clock
+from kis_adapter.report import write_csv
+from kis_adapter.report import write_table
+from kis_adapter.types import KISExpectedFill
+
+KIS_DATA_CLS: Final = "kis_adapter.types:KISExpectedFill"
+DEFAULT_STRATEGIES: Final = (
+    "strategies.auction_monitor:AuctionMonitor",
+    "strategies.preopen_signal:PreOpenSignal",
+)
+CHART_FILE: Final = "chart.png"
+
+
+# -- COUNTING ACTOR ------------------------------------------------------------------------------
+
+
+class EventCounterConfig(ActorConfig, frozen=True):
+    """
+    Parameters
+    ----------
+    data_types : tuple[str, ...]
+        Import paths (``module:Class``) of the custom data types to count.
+    client_ids : tuple[str, ...]
+        The client id of each data type (same order).
+    keep_points : bool, default True
+        Also keep ``(ts_event, price, quantity, prev_close)`` of every `KISExpectedFill`, for the chart.
+
+    """
+
+    data_types: tuple[str, ...] = ()
+    client_ids: tuple[str, ...] = ()
+    keep_points: bool = True
+
+
+class EventCounter(Actor):
+    """Count every event the bus delivers, per type and instrument (a wildcard subscriber)."""
+
+    def __init__(self, config: EventCounterConfig) -> None:
+        super().__init__(config)
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.points: dict[str, list[Point]] = {}
+
+    def on_start(self) -> None:
+        for path, client_id in zip(self.config.data_types, self.config.client_ids, strict=True):
+            self.subscribe_data(DataType(_resolve(path, "data type")), client_id=ClientId(client_id))
+
+    def on_data(self, data: Data) -> None:
+        instrument_id = getattr(data, "instrument_id", None)
+        key = str(instrument_id) if instrument_id is not None else "-"
+        self.counts[(type(data).__name__, key)] += 1
+        if self.config.keep_points and isinstance(data, KISExpectedFill):
+            points = self.points.get(key)
+            if points is None:
+                points = self.points[key] = []
+            price = data.price
+            points.append((data.ts_event, price, data.quantity, price - data.change if price else 0.0))
+
+
+# -- CONFIGURATION -------------------------------------------------------------------------------
+
+
+def _resolve(path: str, what: str) -> Any:
+    """Import ``module:Name``; any failure is a one-line `ConfigError`."""
+    module_name, sep, name = path.partition(":")
+    if not sep or not module_name or not name:
+        raise ConfigError(f"bad {what} path {path!r}: expected module:Name")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module {module_name!r} for {what} {path!r}: {exc}") from None
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no {what} {name!r}") from None
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``key=value`` → ``(key, value)``: the value as JSON when it parses, else the plain string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ConfigError(f"bad --param {text!r}: expected key=value")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
+def strategy_config(
+    strategy_path: str, config_path: str | None = None, params: dict[str, Any] | None = None
+) -> ImportableStrategyConfig:
+    """
+    Validate a strategy and its config class and build the `ImportableStrategyConfig`.
+
+    Without `config_path` the config class is ``<Class>Config`` in the strategy's module. `params`
+    must all be fields of it and are type-checked now (as the node would), not mid-run.
+    """
+    strategy_cls = _resolve(strategy_path, "strategy")
+    if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, Strategy)):
+        raise ConfigError(f"{strategy_path!r} is not a Strategy subclass")
+    if config_path is None:
+        config_path = f"{strategy_path.partition(':')[0]}:{strategy_cls.__name__}Config"
+    config_cls = _resolve(config_path, "strategy config")
+    if not (isinstance(config_cls, type) and issubclass(config_cls, StrategyConfig)):
+        raise ConfigError(f"{config_path!r} is not a StrategyConfig subclass")
+    params = dict(params or {})
+    known = {f.name for f in msgspec.structs.fields(config_cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ConfigError(f"{config_cls.__name__} has no parameter {', '.join(unknown)}")
+    try:
+        config_cls.parse(json.dumps(params))
+    except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"bad parameter for {config_cls.__name__}: {exc}") from None
+    return ImportableStrategyConfig(strategy_path=strategy_path, config_path=config_path, config=params)
+
+
+def strategy_configs(
+    strategy_paths: Sequence[str] | None = None,
+    config_path: str | None = None,
+    params: Iterable[str] = (),
+) -> list[ImportableStrategyConfig]:
+    """
+    The CLI's strategies: `strategy_paths` (default: both example strategies) with ``key=value``
+    `params`. A parameter goes to every strategy whose config has it and must fit at least one.
+    """
+    paths = list(strategy_paths or DEFAULT_STRATEGIES)
+    if config_path is not None and len(paths) != 1:
+        raise ConfigError("--strategy-config needs exactly one --strategy")
+    parsed = dict(parse_param(p) for p in params)
+    configs = []
+    used: set[str] = set()
+    for path in paths:
+        config_cls = _resolve(
+            config_path or f"{path.partition(':')[0]}:{_resolve(path, 'strategy').__name__}Config",
+            "strategy config",
+        )
+        names = (
+            {f.name for f in msgspec.structs.fields(config_cls)} if isinstance(config_cls, type) else set()
+        )
+        mine = {k: v for k, v in parsed.items() if k in names}
+        used.update(mine)
+        configs.append(strategy_config(path, config_path, mine))
+    unused = sorted(set(parsed) - used)
+    if unused:
+        raise ConfigError(f"no selected strategy has a parameter {', '.join(unused)}")
+    return configs
+
+
+def build_run_config(
+    catalog_path: str | Path,
+    strategies: Sequence[ImportableStrategyConfig],
+    *,
+    log_level: str = "ERROR",
+) -> BacktestRunConfig:
+    """A run over every `KISExpectedFill` in the catalog: no venue, no instruments needed."""
+    return BacktestRunConfig(
+        venues=[],
+        data=[BacktestDataConfig(catalog_path=str(catalog_path), data_cls=KIS_DATA_CLS, client_id=KIS)],
+        engine=BacktestEngineConfig(strategies=list(strategies), logging=LoggingConfig(log_level=log_level)),
+    )
+
+
+def load_run_config(path: str | Path) -> BacktestRunConfig:
+    """Parse a `BacktestRunConfig` JSON file as Nautilus does (`BacktestRunConfig.parse`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        return BacktestRunConfig.parse(text)
+    except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid BacktestRunConfig in {path}: {exc}") from None
+
+
+def validate_run_config(config: BacktestRunConfig) -> None:
+    """Fail fast, with one line, on what would otherwise fail (or silently do nothing) mid-run."""
+    if not config.data:
+        raise ConfigError("the backtest config has no data entry")
+    for data in config.data:
+        data_cls = data.data_cls if isinstance(data.data_cls, type) else _resolve(data.data_cls, "data type")
+        if data.client_id is None:
+            raise ConfigError(f"data entry for {data_cls.__name__} needs a client_id (e.g. {KIS!r})")
+        root = Path(data.catalog_path)
+        if not root.is_dir():
+            raise ConfigError(f"catalog not found: {root}")
+        if not any((root / "data" / class_to_filename(data_cls)).rglob("*.parquet")):
+            raise ConfigError(
+                f"catalog {root} has no {data_cls.__name__} data (run 'kis-adapter convert' first)"
+            )
+    for strategy in (config.engine.strategies if config.engine else []) or []:
+        strategy_config(strategy.strategy_path, strategy.config_path, strategy.config)
+
+
+# -- RUNNING -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BacktestOutcome:
+    """What one run produced; `strategies` are the engine's (disposed) strategy instances."""
+
+    run_config_id: str
+    events: Counter[tuple[str, str]]
+    strategies: list[Strategy]
+    summaries: dict[str, list[dict[str, Any]]]
+    decisions: list[Any]
+    points: dict[str, list[Point]]
+    elapsed_secs: float
+    report_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def total_events(self) -> int:
+        return sum(self.events.values())
+
+    @property
+    def chart(self) -> Path | None:
+        return next((f for f in self.files if f.suffix == ".png"), None)
+
+
+def run_backtest(
+    config: BacktestRunConfig, report_dir: str | Path | None = None, *, chart: bool = True
+) -> BacktestOutcome:
+    """Validate, run one `BacktestNode`, collect results, and write the report folder if given."""
+    from nautilus_trader.backtest.node import BacktestNode
+
+    validate_run_config(config)
+    data_types = [d.data_cls if isinstance(d.data_cls, str) else _type_path(d.data_cls) for d in config.data]
+    counter = ImportableActorConfig(
+        actor_path="kis_adapter.backtest:EventCounter",
+        config_path="kis_adapter.backtest:EventCounterConfig",
+        config={
+            "data_types": data_types,
+            "client_ids": [str(d.client_id) for d in config.data],
+            "keep_points": chart and report_dir is not None,
+        },
+    )
+    engine_config = config.engine or BacktestEngineConfig()
+    engine_config = msgspec.structs.replace(engine_config, actors=[*(engine_config.actors or []), counter])
+    config = msgspec.structs.replace(
+        config, engine=engine_config, dispose_on_completion=False, raise_exception=True
+    )
+
+    started = time.perf_counter()
+    node = BacktestNode(configs=[config])
+    try:
+        try:
+            node.run()
+        except KISError:
+            raise
+        except Exception as exc:  # a strategy or the engine failed mid-run
+            raise KISError(f"backtest failed: {type(exc).__name__}: {exc}") from exc
+        engine = node.get_engine(config.id)
+        if engine is None:
+            raise KISError("backtest failed: the engine was not built (see the log above)")
+        elapsed = time.perf_counter() - started
+        counters = [a for a in engine.trader.actors() if isinstance(a, EventCounter)]
+        strategies = list(engine.trader.strategies())
+        outcome = BacktestOutcome(
+            run_config_id=config.id,
+            events=counters[-1].counts if counters else Counter(),
+            strategies=strategies,
+            summaries=_summaries(strategies),
+            decisions=[d for s in strategies for d in getattr(s, "decisions", None) or []],
+            points=counters[-1].points if counters else {},
+            elapsed_secs=elapsed,
+        )
+    finally:
+        node.dispose()
+    if report_dir is not None:
+        write_report(outcome, Path(report_dir), chart=chart)
+    return outcome
+
+
+def _type_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _summaries(strategies: Sequence[Strategy]) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for strategy in strategies:
+        summary = getattr(strategy, "summary", None)
+        if callable(summary):
+            out[str(strategy.id)] = [as_row(r) for r in summary()]
+    return out
+
+
+def decision_rows(decisions: Iterable[Any]) -> list[dict[str, Any]]:
+    """Decisions (dataclasses with `instrument_id`, `ts_event`, ...) as rows with a KST time column."""
+    rows = []
+    for decision in decisions:
+        row = as_row(decision)
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            out[key] = str(value) if key == "instrument_id" else value
+            if key == "ts_event":
+                out["time_kst"] = kst_clock(value)
+        rows.append(out)
+    return rows
+
+
+def write_report(outcome: BacktestOutcome, directory: Path, *, chart: bool = True) -> list[Path]:
+    """Write events.csv, one table per strategy summary, decisions.csv and chart.png."""
+    files = [write_csv(event_rows(outcome.events), directory / "events.csv")]
+    for i, (strategy_id, rows) in enumerate(outcome.summaries.items()):
+        stem = "auctions" if i == 0 else f"auctions-{strategy_id}"
+        files.extend(write_table(rows, directory, stem))
+    if outcome.decisions or any(hasattr(s, "decisions") for s in outcome.strategies):
+        files.append(write_csv(decision_rows(outcome.decisions), directory / "decisions.csv"))
+    if chart and outcome.points:
+        markers = [
+            Marker(str(d.instrument_id), d.ts_event, str(getattr(d.side, "value", d.side)), d.final_price)
+            for d in outcome.decisions
+            if hasattr(d, "side") and hasattr(d, "final_price")
+        ]
+        files.append(draw_auction_chart(outcome.points, markers, directory / CHART_FILE))
+    summary = directory / "summary.txt"
+    files.append(summary)
+    outcome.report_dir = directory
+    outcome.files = files
+    try:
+        summary.write_text(format_summary(outcome) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise KISError(f"cannot write {summary}: {exc.strerror or exc}") from None
+    return files
+
+
+def event_rows(events: Counter[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {"type": data_type, "instrument_id": instrument_id, "events": count}
+        for (data_type, instrument_id), count in sorted(events.items())
+    ]
+
+
+_SUMMARY_COLUMNS = (
+    "instrument_id",
+    "call",
+    "last_update",
+    "updates",
+    "zero_price",
+    "final_price",
+    "min_price",
+    "max_price",
+    "drift_pct",
+    "gap_pct",
+    "final_quantity",
+)
+_DECISION_COLUMNS = (
+    "instrument_id",
+    "time_kst",
+    "side",
+    "final_price",
+    "prev_close",
+    "gap_pct",
+    "drift_pct",
+    "quantity",
+    "reason",
+)
+
+
+def format_summary(outcome: BacktestOutcome) -> str:
+    """The text the CLI prints: events per type and instrument, then each strategy's results."""
+    parts = [
+        f"Events delivered: {outcome.total_events:,} in {outcome.elapsed_secs:.2f} s",
+        format_table(event_rows(outcome.events)),
+    ]
+    for strategy_id, rows in outcome.summaries.items():
+        columns = [c for c in _SUMMARY_COLUMNS if any(c in r for r in rows)] or None
+        parts += ["", f"{strategy_id}: {len(rows)} rows", format_table(rows, columns)]
+    if outcome.decisions:
+        rows = decision_rows(outcome.decisions)
+        columns = [c for c in _DECISION_COLUMNS if any(c in r for r in rows)] or None
+        sides = Counter(str(r.get("side")) for r in rows)
+        tally = ", ".join(f"{k} {v}" for k, v in sorted(sides.items()))
+        parts += ["", f"Decisions: {len(rows)} ({tally})", format_table(rows, columns)]
+    if outcome.report_dir is not None:
+        parts += ["", f"Report: {outcome.report_dir}"]
+        if outcome.chart is not None:
+            parts.append(f"Chart: {outcome.chart}")
+    return "\n".join(parts)
