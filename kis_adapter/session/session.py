@@ -638,12 +638,12 @@ class KISSession:
     # -- OBSERVABILITY ----------------------------------------------------------------------------
 
     def _emit(self, kind: str, **detail: Any) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(SessionEvent(time.time_ns(), kind, detail))
-        except Exception as exc:
-            self._log.error("Event callback failed: %s", type(exc).__name__, exc_info=exc)
+        if self._on_event is not None:
+            try:
+                self._on_event(SessionEvent(time.time_ns(), kind, detail))
+            except Exception as exc:
+                self._log.error("Event callback failed: %s", type(exc).__name__, exc_info=exc)
+        self._notifier.notify()
 
     async def _log_stats_periodically(self) -> None:
         interval = self.config.stats_log_interval_secs
