@@ -104,6 +104,9 @@ class EventCounter(Actor):
             price = data.price
             points.append((data.ts_event, price, data.quantity, price - data.change if price else 0.0))
 
+    def on_stop(self) -> None:
+        self.log.debug(f"Counted {sum(self.counts.values())} events")
+
 
 # -- CONFIGURATION -------------------------------------------------------------------------------
 

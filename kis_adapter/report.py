@@ -137,7 +137,7 @@ def write_table(
 
 # -- CHART ---------------------------------------------------------------------------------------
 
-_GAP_NS = 10 * 60 * NS_PER_SECOND  # a silence this long separates two auctions of one contract
+_GAP_NS = 10 * 60 * NS_PER_SECOND  # a silence this long separates two intraday auctions
 _PRE_OPEN_UNTIL = 9 * 3600  # KST seconds: earlier auctions are pre-open calls
 _CLOSING_FROM = 15 * 3600 + 30 * 60  # later ones closing calls; in between, e.g. halt auctions
 _SLOT_ORDER = {"pre-open call": 0, "intraday call": 1, "closing call": 2}
@@ -171,10 +171,13 @@ class AuctionSeries:
 
     @property
     def label(self) -> str:
-        seconds = _kst_secs(self.ts[0])
-        if seconds < _PRE_OPEN_UNTIL:
-            return "pre-open call"
-        return "closing call" if seconds >= _CLOSING_FROM else "intraday call"
+        return _label(_kst_secs(self.ts[0]))
+
+
+def _label(seconds: int) -> str:
+    if seconds < _PRE_OPEN_UNTIL:
+        return "pre-open call"
+    return "closing call" if seconds >= _CLOSING_FROM else "intraday call"
 
 
 def _kst_secs(ts: int) -> int:
@@ -188,13 +191,21 @@ def kst_clock(ts: int) -> str:
 
 
 def split_auctions(points: Mapping[str, Sequence[Point]]) -> dict[str, list[AuctionSeries]]:
-    """Cut each contract's points into auctions at silences > 10 min or a change of KST date."""
+    """
+    Cut each contract's points into auctions: per KST day, pre-open / intraday / closing by time of
+    day (the chart has no phase codes), intraday runs further cut at silences over 10 minutes.
+    """
     out: dict[str, list[AuctionSeries]] = {}
     for instrument_id, series in points.items():
         auctions: list[AuctionSeries] = []
         last = None
         for ts, price, quantity, prev_close in sorted(series, key=lambda p: p[0]):
-            if last is None or ts - last > _GAP_NS or (ts + KST_OFFSET_NS) // DAY_NS != auctions[-1].day:
+            if (
+                last is None
+                or (ts + KST_OFFSET_NS) // DAY_NS != auctions[-1].day
+                or _label(_kst_secs(ts)) != auctions[-1].label
+                or (auctions[-1].label == "intraday call" and ts - last > _GAP_NS)
+            ):
                 auctions.append(AuctionSeries(instrument_id))
             current = auctions[-1]
             current.ts.append(ts)

@@ -71,8 +71,9 @@ class AuctionMonitorConfig(KISStrategyConfig, frozen=True):
     Parameters
     ----------
     max_gap_secs : float, default 600
-        A silence longer than this between two updates of one contract starts a new auction, even
-        within the same call (two halts in one afternoon are two auctions).
+        For calls other than the pre-open and closing ones (e.g. halt auctions), a silence longer
+        than this between two updates of one contract starts a new auction (two halts in one
+        afternoon are two auctions). A pre-open or closing call is one auction per day.
     table_name : str, default "auctions"
         File stem of the tables written to `output_dir` (``<name>.csv`` and ``<name>.txt``).
 
@@ -184,7 +185,7 @@ class AuctionMonitor(Strategy):
             auction is None
             or auction.call is not call
             or auction.day != day
-            or ts - auction.last_ts > self._max_gap_ns
+            or (call is Call.OTHER and ts - auction.last_ts > self._max_gap_ns)
         ):
             auction = Auction(data.instrument_id, day, call, first_ts=ts)
             self._current[data.instrument_id] = auction
