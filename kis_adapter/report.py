@@ -332,10 +332,9 @@ def _draw_panel(ax: Any, auction: AuctionSeries, marks: list[Marker]) -> None:
     qty_ax = ax.twinx()
     ax.set_zorder(qty_ax.get_zorder() + 1)  # the price line above the bars
     ax.patch.set_visible(False)
-    span = (times[-1] - times[0]).total_seconds() if len(times) > 1 else 60.0
-    width = max(span / 500, 0.5) / 86_400  # bar width in days (matplotlib date units)
     if any(auction.quantity):
-        qty_ax.bar(times, auction.quantity, width=width, color=_QTY, alpha=0.6, linewidth=0)
+        # One bar per update, drawn as a single LineCollection (thousands of Rectangles are slow).
+        qty_ax.vlines(times, 0, auction.quantity, color=_QTY, alpha=0.7, linewidth=1.0)
         qty_ax.set_ylim(0, max(auction.quantity) * 1.15)
         qty_ax.set_ylabel("exp. qty", color="#3182bd", fontsize=8)
         qty_ax.tick_params(axis="y", labelcolor="#3182bd", labelsize=7)

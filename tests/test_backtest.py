@@ -1,0 +1,271 @@
+"""Capture → convert → BacktestNode with the example strategies, through the API and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kis_adapter.backtest import build_run_config
+from kis_adapter.backtest import parse_param
+from kis_adapter.backtest import run_backtest
+from kis_adapter.backtest import strategy_configs
+from kis_adapter.catalog import convert_captures
+from kis_adapter.cli import main
+from kis_adapter.errors import ConfigError
+from kis_adapter.protocol import H0ZFANC0
+from kis_adapter.protocol import build_ack
+from kis_adapter.protocol import build_data_frame
+from kis_adapter.protocol import build_pingpong
+
+pytestmark = pytest.mark.filterwarnings("ignore:Timestamp.utcnow is deprecated")
+
+REPO = Path(__file__).resolve().parent.parent
+KST = dt.timezone(dt.timedelta(hours=9))
+MONITOR = "strategies.auction_monitor:AuctionMonitor"
+SIGNAL = "strategies.preopen_signal:PreOpenSignal"
+
+
+def kst_ns(hhmmss: str) -> int:
+    return int(dt.datetime.fromisoformat(f"2026-11-24T{hhmmss}").replace(tzinfo=KST).timestamp()) * 10**9
+
+
+def rec(
+    code: str, hhmmss: str, price: int, prev: int, phase: str = "311", qty: int | None = 300
+) -> list[str]:
+    change = price - prev
+    sign = "5" if price == 0 or change < 0 else "2" if change > 0 else "3"
+    fields = [
+        code,
+        hhmmss.replace(":", ""),
+        str(price),
+        str(change),
+        sign,
+        f"{change / prev * 100:.2f}",
+        phase,
+    ]
+    return fields if qty is None else [*fields, str(qty)]
+
+
+def small_day() -> list[tuple[int, str]]:
+    """
+    Pre-open call of three contracts: A11612 gaps up (LONG), A50612 down (SHORT), A3G612 in the
+    7-field layout stays flat; a zero-price record, a two-record frame, an ack and a PINGPONG.
+    """
+    messages: list[tuple[int, str]] = [
+        (kst_ns("08:29:59"), build_ack(H0ZFANC0, "A11612", "OPSP0000")),
+        (
+            kst_ns("08:30:00") + 4_000_000,
+            build_data_frame(H0ZFANC0, [rec("A11612", "08:30:00", 0, 98_600, qty=0)]),
+        ),
+    ]
+    steps = [
+        ("08:31:00", 98_800, 586_000, 1_842),
+        ("08:38:00", 99_400, 583_000, 1_843),
+        ("08:44:00", 99_600, 580_000, 1_842),
+    ]
+    for hhmmss, a, b, c in steps:
+        ts = kst_ns(hhmmss) + 5_000_000
+        messages.append(
+            (
+                ts,
+                build_data_frame(
+                    H0ZFANC0, [rec("A11612", hhmmss, a, 98_600), rec("A50612", hhmmss, b, 587_000)]
+                ),
+            )
+        )
+        messages.append(
+            (ts + 1_000_000, build_data_frame(H0ZFANC0, [rec("A3G612", hhmmss, c, 1_842, qty=None)]))
+        )
+    messages.append((kst_ns("08:44:30"), build_pingpong("20261124084430")))
+    end = kst_ns("08:45:00") + 6_000_000
+    messages.append(
+        (end, build_data_frame(H0ZFANC0, [rec("A11612", "08:45:00", 99_700, 98_600, "112", 900)]))
+    )
+    messages.append(
+        (
+            end + 1_000_000,
+            build_data_frame(H0ZFANC0, [rec("A50612", "08:45:00", 579_000, 587_000, "112", 800)]),
+        )
+    )
+    messages.append(
+        (end + 2_000_000, build_data_frame(H0ZFANC0, [rec("A3G612", "08:45:00", 1_842, 1_842, "112", None)]))
+    )
+    return messages
+
+
+EXPECTED_EVENTS = Counter(
+    {
+        ("KISExpectedFill", "A11612.KRX"): 5,
+        ("KISExpectedFill", "A50612.KRX"): 4,
+        ("KISExpectedFill", "A3G612.KRX"): 4,
+    }
+)
+
+
+@pytest.fixture
+def catalog(capture_factory, tmp_path) -> Path:
+    path = tmp_path / "catalog"
+    report = convert_captures([capture_factory(small_day())], path)
+    assert report.records == 13
+    return path
+
+
+def test_run_backtest_delivers_every_record_and_writes_the_report(catalog, tmp_path):
+    """Every record reaches the strategies; the report folder has tables, decisions and the chart."""
+    # Act
+    outcome = run_backtest(build_run_config(catalog, strategy_configs()), tmp_path / "report")
+
+    # Assert
+    assert outcome.events == EXPECTED_EVENTS
+    (rows,) = outcome.summaries.values()
+    assert sum(r["updates"] for r in rows) == 13
+    assert {r["instrument_id"]: r["zero_price"] for r in rows} == {
+        "A11612.KRX": 1,
+        "A3G612.KRX": 0,
+        "A50612.KRX": 0,
+    }
+    sides = {str(d.instrument_id): d.side.value for d in outcome.decisions}
+    assert sides == {"A11612.KRX": "LONG", "A50612.KRX": "SHORT", "A3G612.KRX": "FLAT"}
+    names = sorted(p.name for p in outcome.files)
+    assert names == [
+        "auctions.csv",
+        "auctions.txt",
+        "chart.png",
+        "decisions.csv",
+        "events.csv",
+        "summary.txt",
+    ]
+    assert outcome.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and outcome.chart.stat().st_size > 10_000
+    assert "LONG" in (tmp_path / "report" / "decisions.csv").read_text()
+
+
+def test_run_backtest_with_instrument_ids_delivers_only_that_instrument(catalog):
+    """A strategy subscribing per instrument sees exactly that instrument's records."""
+    configs = strategy_configs([MONITOR], params=['instrument_ids=["A50612.KRX"]'])
+
+    outcome = run_backtest(build_run_config(catalog, configs))
+
+    (rows,) = outcome.summaries.values()
+    assert [(r["instrument_id"], r["updates"]) for r in rows] == [("A50612.KRX", 4)]
+    assert outcome.events == EXPECTED_EVENTS  # the counting actor still sees everything
+    assert outcome.files == []
+
+
+def test_parse_param_reads_json_else_string():
+    """Values are JSON when they parse, else plain strings."""
+    assert parse_param("min_gap_pct=1") == ("min_gap_pct", 1)
+    assert parse_param('instrument_ids=["A.KRX"]') == ("instrument_ids", ["A.KRX"])
+    assert parse_param("decision_time_kst=08:40:00") == ("decision_time_kst", "08:40:00")
+    assert parse_param("output_dir=") == ("output_dir", "")
+    with pytest.raises(ConfigError):
+        parse_param("novalue")
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_backtest_with_catalog_prints_summary(catalog, tmp_path, capsys):
+    """--catalog with default strategies prints events per instrument and the decisions."""
+    code = main(["backtest", "--catalog", str(catalog), "--report", str(tmp_path / "r"), "--no-chart"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Events delivered: 13" in out
+    assert "A3G612.KRX" in out and "Decisions: 3 (FLAT 1, LONG 1, SHORT 1)" in out
+    assert not (tmp_path / "r" / "chart.png").exists()
+
+
+def test_cli_backtest_with_param_changes_the_decisions(catalog, tmp_path, capsys):
+    """--param goes to the strategies that have it: a 50 % gap threshold makes every decision FLAT."""
+    args = ["backtest", "--catalog", str(catalog), "--report", str(tmp_path / "r"), "--no-chart"]
+    code = main([*args, "--param", "min_gap_pct=50", "--param", "max_gap_secs=60"])
+
+    assert code == 0
+    assert "Decisions: 3 (FLAT 3)" in capsys.readouterr().out
+
+
+def test_cli_backtest_with_one_strategy_and_its_config(catalog, tmp_path, capsys):
+    """--strategy with an explicit --strategy-config runs only that strategy."""
+    code = main(
+        [
+            "backtest",
+            "--catalog",
+            str(catalog),
+            "--strategy",
+            SIGNAL,
+            "--strategy-config",
+            "strategies.preopen_signal:PreOpenSignalConfig",
+            "--param",
+            "fade=true",
+            "--report",
+            str(tmp_path / "r"),
+            "--no-chart",
+        ]
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "AuctionMonitor" not in out and "Decisions: 3 (FLAT 1, LONG 1, SHORT 1)" in out
+    assert "fade the gap" in (tmp_path / "r" / "decisions.csv").read_text()
+
+
+def test_cli_backtest_with_config_file(catalog, tmp_path, capsys):
+    """--config takes a BacktestRunConfig JSON: the bundled example, pointed at this catalog."""
+    config = json.loads((REPO / "config" / "backtest.json").read_text())
+    config["data"][0]["catalog_path"] = str(catalog)
+    path = tmp_path / "backtest.json"
+    path.write_text(json.dumps(config))
+
+    code = main(["backtest", "--config", str(path), "--report", str(tmp_path / "r"), "--no-chart"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Events delivered: 13" in out and "Decisions: 3" in out
+    assert (tmp_path / "r" / "auctions.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategy", "no_such_module:Thing"], "cannot import module 'no_such_module'"),
+        (["--strategy", "strategies.auction_monitor:Nope"], "has no strategy 'Nope'"),
+        (["--strategy", "strategies.auction_monitor"], "expected module:Name"),
+        (["--strategy", "kis_adapter.backtest:EventCounter"], "is not a Strategy subclass"),
+        (["--param", "nope=1"], "no selected strategy has a parameter nope"),
+        (["--param", 'min_quantity="many"'], "bad parameter for PreOpenSignalConfig"),
+        (["--param", "novalue"], "expected key=value"),
+        (["--strategy", MONITOR, "--strategy", SIGNAL, "--strategy-config", "x:Y"], "exactly one --strategy"),
+    ],
+)
+def test_cli_backtest_with_bad_strategy_or_param_exits_2(catalog, tmp_path, capsys, extra, message):
+    """Bad module paths and parameters are one-line configuration errors, exit code 2."""
+    code = main(["backtest", "--catalog", str(catalog), "--report", str(tmp_path / "r"), *extra])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_backtest_with_missing_or_empty_catalog_exits_2(tmp_path, capsys):
+    """A catalog that does not exist, or holds no KISExpectedFill, fails before running."""
+    assert main(["backtest", "--catalog", str(tmp_path / "missing")]) == 2
+    assert "catalog not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["backtest", "--catalog", str(tmp_path / "empty")]) == 2
+    assert "has no KISExpectedFill data" in capsys.readouterr().err
+
+
+def test_cli_backtest_with_bad_config_file_exits_2(catalog, tmp_path, capsys):
+    """Missing, malformed or mixed-up --config is a configuration error."""
+    assert main(["backtest", "--config", str(tmp_path / "nope.json")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"venues": [], "data": [{"catalog_path": 1}]}')
+    assert main(["backtest", "--config", str(bad)]) == 2
+    assert "invalid BacktestRunConfig" in capsys.readouterr().err
+    assert main(["backtest", "--config", str(bad), "--param", "a=1"]) == 2
+    assert "go with --catalog" in capsys.readouterr().err
