@@ -1,15 +1,231 @@
-"""Not implemented yet."""
+"""
+Connect to KIS, subscribe H0ZFANC0 for the codes, and write every received message (acks and
+PINGPONG included) to gzip captures in DIR, one file per KST trading day, until SIGINT/SIGTERM or
+--duration. Reconnects show in the capture as close/open events. Credentials come from KIS_APP_KEY
+and KIS_APP_SECRET (environment or .env); they and the approval key are never written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Final
 
-from kis_adapter.errors import KISError
+from kis_adapter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kis_adapter.capture import CaptureWriter
+    from kis_adapter.session import Credentials
+    from kis_adapter.session import KISSession
+    from kis_adapter.session import SessionConfig
+    from kis_adapter.session import SessionEvent
+
+FLUSH_PERIOD_SECS: Final = 0.5
+MAX_CODES: Final = 41
+log = logging.getLogger("kis_adapter.record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument(
+        "--codes", required=True, metavar="C1,C2", help="comma-separated KIS stock-futures short codes"
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="capture directory (created if missing)")
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        help="stop after S seconds (default: run until stopped)",
+    )
+    parser.add_argument(
+        "--ws-url", metavar="URL", help="WebSocket URL (default: KIS_WS_URL or the KIS real URL)"
+    )
+    parser.add_argument(
+        "--rest-url",
+        metavar="URL",
+        help="REST URL for the approval key (default: KIS_REST_URL or the KIS URL)",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=_positive_float,
+        metavar="S",
+        help="seconds without any message before reconnecting (default: KIS_STALL_TIMEOUT or 60)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise KISError("'record' is not implemented yet")
+    from kis_adapter.session import Credentials
+    from kis_adapter.session import SessionConfig
+    from kis_adapter.settings import load_settings
+
+    codes = parse_codes(args.codes)
+    settings = load_settings(ws_url=args.ws_url, rest_url=args.rest_url, stall_timeout=args.stall_timeout)
+    app_key, app_secret = settings.credentials()
+    _configure_logging(getattr(args, "verbose", False))
+    config = SessionConfig(
+        ws_url=settings.ws_url,
+        rest_url=settings.rest_url,
+        custtype=settings.custtype,
+        stall_timeout_secs=settings.stall_timeout,
+    )
+    recorder = Recorder(config, Credentials(app_key, app_secret), codes, Path(args.out))
+    try:
+        asyncio.run(recorder.run(args.duration))
+    finally:
+        recorder.print_summary()
+    return 0
+
+
+def parse_codes(text: str) -> list[str]:
+    """``"A11612, A50612"`` → ``["A11612", "A50612"]``; duplicates dropped, at most 41 codes."""
+    codes = list(dict.fromkeys(code.strip() for code in text.split(",") if code.strip()))
+    if not codes:
+        raise ConfigError("--codes needs at least one code, e.g. --codes A11612,A50612")
+    if len(codes) > MAX_CODES:
+        raise ConfigError(f"--codes has {len(codes)} codes; one KIS session holds at most {MAX_CODES}")
+    bad = [code for code in codes if len(code) > 12 or not code.isascii() or not code.isalnum()]
+    if bad:
+        raise ConfigError(f"invalid code {bad[0]!r} in --codes (expected a short code such as A11612)")
+    return codes
+
+
+class Recorder:
+    """Session sink → `CaptureWriter`; session events → capture events; a timer flushes the file."""
+
+    def __init__(self, config: SessionConfig, credentials: Credentials, codes: list[str], out: Path) -> None:
+        from kis_adapter.capture import CaptureWriter
+        from kis_adapter.capture import Redactor
+        from kis_adapter.protocol.schemas import H0ZFANC0
+        from kis_adapter.session import KISSession
+
+        self.codes = codes
+        self.redactor = Redactor([credentials.app_key, credentials.app_secret])
+        self.writer: CaptureWriter = CaptureWriter(
+            out, header={"tr_ids": [H0ZFANC0], "codes": codes}, redactor=self.redactor
+        )
+        self.session: KISSession = KISSession(config, credentials, self._on_message, self._on_event)
+        for code in codes:
+            self.session.subscribe(H0ZFANC0, code)
+        self.events_written = 0
+        self.stop_reason = ""
+        self._error: Exception | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, duration: float | None) -> None:
+        """Record until stopped, `duration` elapsed or a fatal error; the file is always closed."""
+        loop = asyncio.get_running_loop()
+        signals = _install_signal_handlers(loop, self.request_stop)
+        helpers = [asyncio.create_task(self._flush_periodically())]
+        if duration is not None:
+            helpers.append(asyncio.create_task(self._stop_after(duration)))
+        try:
+            await self.session.run()
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, *self._tasks, return_exceptions=True)
+            self.writer.close()
+        if self._error is not None:
+            raise self._error
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the session to stop (from a signal handler, a timer or the sink)."""
+        if not self.stop_reason:
+            self.stop_reason = reason
+            log.info("Stopping (%s)", reason)
+        task = asyncio.ensure_future(self.session.stop())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_message(self, ts: int, message: str | bytes) -> None:
+        if self._error is not None:
+            return
+        try:
+            self.writer.write_message(ts, message)
+        except Exception as exc:  # disk full, ...: stop cleanly rather than lose data silently
+            self._fail(exc)
+
+    def _on_event(self, event: SessionEvent) -> None:
+        if event.kind == "open":  # a new approval key may be in use from here on
+            for secret in self.session.secrets():
+                self.redactor.add(secret)
+        if self._error is not None:
+            return
+        try:
+            self.writer.write_event(event.ts, event.kind, **event.detail)
+            self.events_written += 1
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self._error = exc
+        self.request_stop(f"capture write failed: {exc}")
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_PERIOD_SECS)
+            try:
+                self.writer.flush_if_due()
+            except Exception as exc:
+                self._fail(exc)
+                return
+
+    async def _stop_after(self, duration: float) -> None:
+        await asyncio.sleep(duration)
+        self.request_stop(f"--duration {duration:g}s elapsed")
+
+    def print_summary(self) -> None:
+        stats = self.session.stats
+        paths = self.writer.paths
+        print(
+            f"Recorded {self.writer.messages_written:,} messages and {self.events_written:,} events "
+            f"({stats.reconnects} reconnects) to {len(paths)} file{'s' if len(paths) != 1 else ''}"
+            + (":" if paths else "")
+        )
+        for path in paths:
+            print(f"  {path}")
+        sys.stdout.flush()
+
+
+def _install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, stop: Callable[[str], None]
+) -> list[signal.Signals]:
+    """SIGINT/SIGTERM → clean stop; only possible in the main thread (in-process tests run elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop, sig.name)
+            installed.append(sig)
+    return installed
+
+
+def _configure_logging(verbose: bool) -> None:
+    """INFO lines on stderr unless the host application configured logging already."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value

@@ -518,6 +518,8 @@ class KISSession:
             self._book.reset_connection()
             if self._stall_pending:
                 reason = f"no message for {self.config.stall_timeout_secs:g}s (watchdog)"
+            elif self._stop_event.is_set():
+                reason = "stopped"
             level = logging.INFO if self._stop_event.is_set() else logging.WARNING
             self._log.log(level, "Disconnected: %s (%d messages)", reason, received)
             self._emit("close", code=ws.close_code, reason=reason, messages=received)

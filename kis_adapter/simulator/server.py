@@ -164,6 +164,7 @@ class KISSimulator:
         self.record_sent = record_sent
         self.stats = SimulatorStats()
         self.connections: list[SimConnection] = []
+        self.issued_approval_keys: list[str] = []  # for tests that check secrets never leak
         self._credentials = dict(credentials) if credentials is not None else None
         self._port = port
         self._rest_port = rest_port
@@ -545,6 +546,7 @@ class KISSimulator:
             return
         approval_key = str(uuid.uuid4())
         self._approval_keys[approval_key] = app_key
+        self.issued_approval_keys.append(approval_key)
         self.stats.approval_keys_issued += 1
         await write_response(writer, 200, json_body({"approval_key": approval_key}))
 
