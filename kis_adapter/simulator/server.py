@@ -270,6 +270,11 @@ class KISSimulator:
         await self.wait_for(lambda: self.stats.subscriptions + self.stats.duplicates >= count, timeout)
 
     @property
+    def listening(self) -> bool:
+        """Whether new WebSocket connections are accepted (False during `refuse_connections`)."""
+        return any(server.is_serving() for server in self._ws_servers if server.close_task is None)
+
+    @property
     def active_connections(self) -> list[SimConnection]:
         return [c for c in self.connections if c in self._active]
 
@@ -409,6 +414,7 @@ class KISSimulator:
             now = dt.datetime.now(_KST).strftime("%Y%m%d%H%M%S")
             if await self._send(conn, build_pingpong(now)):
                 self.stats.pingpongs_sent += 1
+                self._notifier.notify()
 
     async def _on_message(self, conn: SimConnection, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -478,6 +484,7 @@ class KISSimulator:
     async def _send(self, conn: SimConnection, text: str) -> bool:
         if conn.stalled():
             self.stats.suppressed += 1
+            self._notifier.notify()
             return False
         ts = time.time_ns()
         try:
