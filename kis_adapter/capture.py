@@ -45,6 +45,7 @@ from kis_adapter.protocol.values import kst_date
 FORMAT: Final = "kis-capture"
 VERSION: Final = 1
 REDACTED: Final = "***"
+_SECRET_KEYS: Final = frozenset({"approval_key", "appkey", "app_key", "appsecret", "app_secret", "secretkey"})
 _APPROVAL_KEY_RE: Final = re.compile(r'("approval_key"\s*:\s*")[^"]*(")')
 
 
@@ -56,6 +57,15 @@ class _Line(msgspec.Struct):
 
 
 _decode_line = msgspec.json.Decoder(_Line).decode
+
+
+def _decode_line_slow(raw: bytes) -> _Line | None:
+    """The stdlib parser accepts what msgspec refuses (an escaped lone surrogate the writer kept)."""
+    try:
+        value = json.loads(raw)
+        return msgspec.convert(value, _Line) if isinstance(value, dict) else None
+    except (ValueError, msgspec.ValidationError):
+        return None
 
 
 @dataclass(slots=True)
@@ -101,7 +111,10 @@ class CaptureReader:
         self.close()
 
     def close(self) -> None:
+        raw = getattr(self._file, "fileobj", None)
         self._file.close()
+        if raw is not None:
+            raw.close()  # GzipFile(fileobj=...) leaves the file it was given open
 
     def position(self) -> int:
         """Bytes consumed from disk so far (compressed bytes for gzip), for progress bars."""
@@ -128,8 +141,10 @@ class CaptureReader:
                 if not raw.endswith(b"\n"):
                     stats.truncated = True  # a half-written last line
                     return
-                stats.bad_lines += 1
-                continue
+                line = _decode_line_slow(raw)
+                if line is None:
+                    stats.bad_lines += 1
+                    continue
             if line.ts is None:
                 stats.bad_lines += 1
             elif line.frame is not None:
@@ -200,6 +215,18 @@ class Redactor:
         if secret and len(secret) >= 4 and secret not in self._secrets:
             self._secrets = (*self._secrets, secret)
 
+    def value(self, value: Any, key: str = "") -> Any:
+        """Redact a JSON-like value: strings, and whole values under secret-looking keys, recursively."""
+        if key.lower() in _SECRET_KEYS and value:
+            return REDACTED
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {k: self.value(v, str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        return value
+
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
@@ -262,8 +289,7 @@ class CaptureWriter:
         self.messages_written += 1
 
     def write_event(self, ts: int, event: str, **details: Any) -> None:
-        clean = {k: self.redact(v) if isinstance(v, str) else v for k, v in details.items()}
-        self._write(ts, {"ts": ts, "event": event, **clean})
+        self._write(ts, {"ts": ts, "event": event, **self.redact.value(details)})
 
     def _write(self, ts: int, line: dict[str, Any]) -> None:
         day = (ts + KST_OFFSET_NS) // DAY_NS

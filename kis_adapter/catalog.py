@@ -130,14 +130,18 @@ def convert_captures(
     Every path is opened and its header checked before anything is written, so a bad argument
     fails fast (`CaptureError`). `progress` receives counts of bytes read from disk.
     """
-    paths = [Path(p) for p in paths]
-    for path in paths:
+    unique: dict[Path, Path] = {}
+    for path in map(Path, paths):
         CaptureReader(path).close()  # validate up front: one-line error, nothing half-written
+        unique.setdefault(path.resolve(), path)
 
     report = ConvertReport()
     decoder = Decoder(tr_ids=frozenset({H0ZFANC0}))
-    acc = _Accumulator()
-    for path in paths:
+    catalog = ParquetDataCatalog(str(catalog_path))
+    # One file at a time: each is merged into what the catalog already holds, so overlapping captures
+    # (two recorders, a copy) never double a record, and memory is bounded by the largest file.
+    for path in unique.values():
+        acc = _Accumulator()
         with CaptureReader(path) as reader:
             report.files += 1
             position = reader.position
@@ -156,8 +160,8 @@ def convert_captures(
             report.bad_lines += reader.stats.bad_lines
             if reader.stats.truncated:
                 report.truncated_files.append(str(path))
+        _write_chunks(acc, catalog, report)
     report.decode = decoder.stats
-    _write_chunks(acc, ParquetDataCatalog(str(catalog_path)), report)
     return report
 
 

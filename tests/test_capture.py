@@ -198,11 +198,6 @@ def test_iter_captures_with_two_files_yields_both_in_argument_order(capture_fact
     assert seen == [(second, "b"), (first, "a")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CaptureWriter writes a lone surrogate as a \\ud800 escape, but CaptureReader's msgspec "
-    "decoder rejects that escape, so the line is counted bad and the message lost",
-)
 def test_reader_with_lone_surrogate_frame_returns_it(tmp_path):
     """A frame the writer kept (lone surrogate, escaped) is read back, not counted as a bad line."""
     # Arrange
@@ -338,14 +333,7 @@ def _open_fds_to(path: Path) -> int:
     "compress",
     [
         False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: CaptureReader.close() closes the GzipFile only; GzipFile(fileobj=raw) never "
-                "closes `raw`, so every gzip capture read leaks a file descriptor until GC",
-            ),
-        ),
+        True,
     ],
 )
 def test_reader_close_with_capture_releases_file(capture_factory, compress):
@@ -431,11 +419,6 @@ def test_writer_with_secrets_in_frames_and_events_never_writes_them(tmp_path, co
     assert messages[1].frame == "error: bad secret ***"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CaptureWriter.write_event redacts only top-level str details; a secret inside a nested "
-    "dict/list detail is written in clear",
-)
 def test_writer_with_secret_in_nested_event_detail_never_writes_it(tmp_path):
     """A secret inside a nested event detail (e.g. the request sent) is redacted too."""
     # Arrange

@@ -332,11 +332,6 @@ def test_convert_with_subset_after_superset_reports_unchanged(tmp_path):
     assert (report.chunks_written, report.chunks_merged, report.chunks_unchanged) == (0, 0, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: duplicates are only dropped against files already in the catalog; the same (or an "
-    "overlapping) capture given twice in ONE convert call is accumulated twice and written doubled",
-)
 def test_convert_with_same_capture_listed_twice_in_one_call_writes_each_record_once(tmp_path):
     """`convert a.jsonl.gz a.jsonl.gz` (e.g. overlapping shell globs) writes each record once."""
     # Arrange
