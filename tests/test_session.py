@@ -551,6 +551,22 @@ def test_stop_cuts_a_backoff_sleep_short() -> None:
     run_async(main())
 
 
+def test_session_runs_again_after_stop() -> None:
+    """After run() returned, a new run() reconnects and resubscribes with the cached approval key."""
+
+    async def main() -> None:
+        async with KISSimulator([], pingpong_interval_secs=None) as sim:
+            session, collector = new_session(sim)
+            session.subscribe(TR, CODE)
+            for _ in range(2):
+                async with running(session):
+                    await session.stats.wait_subscribed(TR, CODE)
+            assert sim.stats.connections == 2 and sim.stats.approval_requests == 1
+            assert collector.kinds().count("subscribe") == 2
+
+    run_async(main())
+
+
 def test_no_secret_in_logs_events_or_reprs(caplog: pytest.LogCaptureFixture) -> None:
     """App key, secret and approval key never reach a log line, an event or a repr."""
     caplog.set_level(logging.DEBUG)

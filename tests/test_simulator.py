@@ -363,6 +363,7 @@ def test_simulator_thread_serves_a_session_from_another_loop() -> None:
 
         collector = run_async(main())
         assert collector.data_frames() == [t for _, t in frames]
+        sim.call(sim.simulator.wait_for, lambda: not sim.simulator.active_connections, 5)
         assert sim.call(sim.simulator.abort_connections) == 0
 
 

@@ -304,6 +304,9 @@ class KISSession:
         """
         Connect, and reconnect after every loss, until `stop()`.
 
+        A `stop()` that comes before `run()` makes it return at once; after `run()` has returned,
+        it may be called again (the approval key and the wanted set are kept).
+
         Raises
         ------
         CredentialsError
@@ -332,6 +335,7 @@ class KISSession:
             stats_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stats_task
+            self._stop_event.clear()  # a stopped session may run() again (e.g. a client reconnect)
             self._running = False
             self._finished.set()
             self._notifier.notify()
