@@ -11,12 +11,15 @@ When the call ends, per contract, the first of:
 
 1. an update with the end-of-call phase code (``112``), included in the decision;
 2. the contract's first update at or after `decision_time_kst`, included if still a pre-open update;
-3. any record (of any contract) at least `grace_secs` after `decision_time_kst`, or the contract's
-   first update of a later call: the call ended without telling us; decide on what was seen;
-4. `on_stop`, for a call still open when the data ends.
+3. the contract's first update of a later call: the call ended without telling us;
+4. any record (of any contract) at least `grace_secs` after `decision_time_kst`: decided on what
+   was seen, stamped at that deadline, once every record of the triggering message is in;
+5. `on_stop`, for a call still open when the data ends, stamped at the last `ts_event` seen.
 
-Every trigger is a function of the records received (their `ts_event` and phase codes), never of
-the wall clock or a timer, so the decisions are identical live and in a backtest of the same data.
+Every trigger is a function of the records received (their `ts_event`, `ts_init` and phase codes),
+never of the wall clock or a timer, and none depends on the order of records within one message, so
+the decisions are identical live and in a backtest of the same data (only the order in which two
+contracts decided by the same message are appended may differ).
 There are no orders: H0ZFANC0 carries no trade prices. `on_decision` is where an order would go.
 """
 
@@ -205,8 +208,9 @@ class PreOpenSignal(Strategy):
         self._grace_ns = int(config.grace_secs * NS_PER_SECOND)
         self._open: dict[InstrumentId, CallState] = {}  # calls not decided yet
         self._decided: set[tuple[InstrumentId, int]] = set()
-        self._fallback_at: int | None = None  # earliest ts_event that decides every open call
-        self._last_ts = 0
+        self._fallback_at: int | None = None  # earliest grace deadline of the open calls
+        self._fallback_init: int | None = None  # ts_init of the record that passed it
+        self._last_ts = 0  # the data clock: the latest ts_event seen
         self.decisions: list[Decision] = []
 
     def on_start(self) -> None:
@@ -215,10 +219,14 @@ class PreOpenSignal(Strategy):
     def on_data(self, data: Data) -> None:
         if not isinstance(data, KISExpectedFill):
             return
+        if self._fallback_init is not None and data.ts_init > self._fallback_init:
+            self._decide_due()
         ts = data.ts_event
         self._last_ts = max(self._last_ts, ts)
-        if self._fallback_at is not None and ts >= self._fallback_at:
-            self._decide_due(ts)
+        if self._fallback_at is not None and ts >= self._fallback_at and self._fallback_init is None:
+            # Decide once every record of this message (same ts_init) is in: records of one
+            # multi-record frame may reach a backtest in another order than live.
+            self._fallback_init = data.ts_init
         instrument_id = data.instrument_id
         seconds = kst_seconds(ts)
         day = kst_day(ts)
@@ -247,11 +255,13 @@ class PreOpenSignal(Strategy):
         if self._fallback_at is None or due < self._fallback_at:
             self._fallback_at = due
 
-    def _decide_due(self, ts: int) -> None:
+    def _decide_due(self) -> None:
+        """Decide the calls whose grace deadline the data clock has passed, stamped at the deadline."""
         for state in list(self._open.values()):
-            if kst_instant(state.day, self._decision_secs) + self._grace_ns <= ts:
-                self._decide(state, ts, "no end-of-call update")
-        self._fallback_at = None
+            due = kst_instant(state.day, self._decision_secs) + self._grace_ns
+            if due <= self._last_ts:
+                self._decide(state, due, "no end-of-call update")
+        self._fallback_at = self._fallback_init = None
         for state in self._open.values():
             self._schedule_fallback(state.day)
 
@@ -286,6 +296,8 @@ class PreOpenSignal(Strategy):
         )
 
     def on_stop(self) -> None:
+        if self._fallback_init is not None:
+            self._decide_due()
         for state in list(self._open.values()):
             self._decide(state, self._last_ts, "data ended")
         rows = [decision_row(d) for d in self.decisions]
@@ -298,6 +310,6 @@ class PreOpenSignal(Strategy):
     def on_reset(self) -> None:
         self._open.clear()
         self._decided.clear()
-        self._fallback_at = None
+        self._fallback_at = self._fallback_init = None
         self._last_ts = 0
         self.decisions.clear()

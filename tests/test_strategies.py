@@ -305,21 +305,48 @@ def test_preopen_signal_without_end_code_decides_at_decision_time():
 
 
 def test_preopen_signal_with_silent_contract_decides_after_grace_on_other_data():
-    """A contract silent at the end is decided when any record arrives grace_secs after the cut-off."""
+    """A contract silent at the end is decided once any record passes the cut-off + grace_secs."""
     feed = Feed({A: 100_000.0, B: 587_000.0})
     feed.add(A, "08:40:00", 100_000.0)
     feed.add(A, "08:44:50", 98_000.0)  # A says nothing more
     feed.add(B, "08:44:55", 587_000.0)
     feed.add(B, "08:45:00", 587_000.0, "112")  # decides B only
-    late = feed.add(B, "08:45:30", 587_000.0, "000")  # 30 s after 08:45:00: A is due
+    feed.add(B, "08:45:29", 587_000.0, "000")  # not yet
+    feed.add(B, "08:45:40", 587_000.0, "000")  # past 08:45:30: A is due
+    feed.add(B, "08:46:00", 587_000.0, "000")  # a later message: A is decided now
     signal = PreOpenSignal(PreOpenSignalConfig(grace_secs=30.0))
 
     run(feed.records, signal)
 
-    by_id = {d.instrument_id: d for d in signal.decisions}
     assert [d.instrument_id for d in signal.decisions] == [B, A]
-    assert by_id[A].ts_event == late.ts_event
-    assert by_id[A].side is Side.SHORT and by_id[A].reason.startswith("no end-of-call update;")
+    late = signal.decisions[1]
+    assert late.ts_event == kst_ns("08:45:30")  # stamped at the deadline, not at the trigger
+    assert late.side is Side.SHORT and late.reason.startswith("no end-of-call update;")
+
+
+def test_preopen_signal_with_records_of_one_message_in_any_order_decides_the_same():
+    """Records sharing a ts_init (one multi-record frame) give the same decisions in any order."""
+    feed = Feed({A: 100_000.0, B: 587_000.0, C: 1_842.0})
+    feed.add(A, "08:40:00", 100_000.0)
+    feed.add(A, "08:44:00", 101_000.0)
+    feed.add(B, "08:44:00", 580_000.0)
+    feed.add(C, "08:44:00", 1_842.0)  # C stays silent
+    frame_init = kst_ns("08:45:41")
+    a_late = KISExpectedFill(A, 101_500.0, 1_500.0, 2, 1.5, "311", 500, kst_ns("08:45:10"), frame_init)
+    b_late = KISExpectedFill(B, 579_000.0, -8_000.0, 5, -1.36, "000", 500, kst_ns("08:45:40"), frame_init)
+    outcomes = []
+    for frame in ([a_late, b_late], [b_late, a_late]):
+        signal = PreOpenSignal(PreOpenSignalConfig(grace_secs=30.0))
+        run([*feed.records, *frame], signal)
+        outcomes.append(sorted(signal.decisions, key=lambda d: d.instrument_id.value))
+
+    assert outcomes[0] == outcomes[1]
+    facts = [(d.instrument_id, d.final_price, d.ts_event, d.reason.split(";")[0]) for d in outcomes[0]]
+    assert facts == [
+        (A, 101_500.0, a_late.ts_event, "08:45:00 KST reached"),  # its own late record included
+        (C, 1_842.0, kst_ns("08:45:30"), "no end-of-call update"),
+        (B, 579_000.0, b_late.ts_event, "08:45:00 KST reached"),
+    ]
 
 
 def test_preopen_signal_with_data_ending_mid_call_decides_on_stop():
