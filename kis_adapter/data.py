@@ -121,6 +121,7 @@ class KISDataClient(LiveMarketDataClient):
             backoff_max_secs=config.reconnect_max_secs,
             max_reconnect_attempts=config.max_reconnect_attempts,
             ws_ping_interval_secs=config.ws_ping_interval_secs,
+            stats_log_interval_secs=None,  # this client logs its own stats line through Nautilus
         )
         self._session = KISSession(
             session_config,

@@ -9,6 +9,7 @@ cleanly.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
@@ -63,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_node_config(args.config)
     if _kis_client_configs(config):
         load_settings().credentials()  # fail fast, exit 2, before anything connects
+    loop = asyncio.new_event_loop()  # a fresh loop per run: a disposed node closes its loop
+    asyncio.set_event_loop(loop)
     try:
-        node = TradingNode(config=config)
+        node = TradingNode(config=config, loop=loop)
         node.build()
     except (ValueError, TypeError, ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot build the node from {args.config}: {exc}") from None

@@ -1,0 +1,47 @@
+"""A strategy that keeps every KISExpectedFill it receives (test helper, importable by path in configs)."""
+
+from __future__ import annotations
+
+import json
+
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import DataType
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.trading.strategy import Strategy
+
+from kis_adapter.types import KISExpectedFill
+
+
+class RecordingStrategyConfig(StrategyConfig, frozen=True):
+    instrument_ids: list[str] | None = None
+    client_id: str = "KIS"
+    stop_after: int | None = None  # shut the node down once this many records arrived
+    output_path: str | None = None  # on stop, write every record received as JSON lines
+
+
+class RecordingStrategy(Strategy):
+    def __init__(self, config: RecordingStrategyConfig) -> None:
+        super().__init__(config)
+        self.received: list[KISExpectedFill] = []
+
+    def on_start(self) -> None:
+        ids = self.config.instrument_ids or [None]
+        for iid in ids:
+            self.subscribe_data(
+                DataType(KISExpectedFill),
+                client_id=ClientId(self.config.client_id),
+                instrument_id=InstrumentId.from_str(iid) if iid else None,
+            )
+
+    def on_stop(self) -> None:
+        if self.config.output_path:
+            with open(self.config.output_path, "w", encoding="utf-8") as file:
+                for obj in self.received:
+                    file.write(json.dumps(obj.to_dict()) + "\n")
+
+    def on_data(self, data) -> None:
+        if isinstance(data, KISExpectedFill):
+            self.received.append(data)
+            if self.config.stop_after is not None and len(self.received) == self.config.stop_after:
+                self.shutdown_system(f"received {len(self.received)} records")

@@ -1,0 +1,172 @@
+"""A live TradingNode declared in a config file, fed by the simulator over a real WebSocket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sim_helpers import APP_KEY
+from sim_helpers import APP_SECRET
+from sim_helpers import make_frames
+from sim_helpers import simulator_thread
+
+from kis_adapter.cli import main
+from kis_adapter.parsing import MessageParser
+from kis_adapter.protocol import parse_subscription
+from kis_adapter.types import KISExpectedFill
+
+CODES = ("A11612", "A50612", "A06612")
+
+
+@pytest.fixture
+def credentials(monkeypatch, tmp_path):
+    monkeypatch.setenv("KIS_APP_KEY", APP_KEY)
+    monkeypatch.setenv("KIS_APP_SECRET", APP_SECRET)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def node_config(sim, tmp_path: Path, strategy: dict, **client: object) -> Path:
+    """A TradingNodeConfig JSON shaped like config/live.json, pointed at the simulator."""
+    live = json.loads((Path(__file__).parents[1] / "config" / "live.json").read_text())
+    kis = live["data_clients"]["KIS"]["config"]
+    kis.update({"ws_url": sim.ws_url, "rest_url": sim.rest_url, "subscribe_interval_secs": 0.0, **client})
+    live["strategies"] = [strategy]
+    live["timeout_connection"] = 10.0
+    live["timeout_post_stop"] = 0.1
+    live["logging"] = {"log_level": "WARNING"}
+    path = tmp_path / "live.json"
+    path.write_text(json.dumps(live))
+    return path
+
+
+def recorder(out: Path, stop_after: int, instrument_ids: list[str] | None = None) -> dict:
+    return {
+        "strategy_path": "recording_strategy:RecordingStrategy",
+        "config_path": "recording_strategy:RecordingStrategyConfig",
+        "config": {"stop_after": stop_after, "output_path": str(out), "instrument_ids": instrument_ids},
+    }
+
+
+def read_received(path: Path) -> list[KISExpectedFill]:
+    return [KISExpectedFill.from_dict(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def expected_from(sent_frames: list[str], received: list[KISExpectedFill]) -> list[KISExpectedFill]:
+    """Decode what the server sent, dating each record by the receive time the client stamped."""
+    parser = MessageParser()
+    expected: list[KISExpectedFill] = []
+    for frame in sent_frames:
+        ts_init = received[len(expected)].ts_init if len(expected) < len(received) else 0
+        expected.extend(parser.parse(ts_init, frame))
+    return expected
+
+
+def test_live_node_with_config_file_delivers_every_record_in_order(credentials, tmp_path):
+    """`kis-adapter live --config` → strategy on_data gets every record the simulator sent, exact values."""
+    # Arrange
+    frames = make_frames(CODES, count=60, interval_ms=2.0) + make_frames(CODES, count=10, records_per_frame=3)
+    total_records = 60 + 30
+    out = tmp_path / "received.jsonl"
+    with simulator_thread(frames, speed=1.0, pingpong_interval_secs=0.2) as sim:
+        config = node_config(sim, tmp_path, recorder(out, total_records), codes=list(CODES))
+
+        # Act
+        code = main(["live", "--config", str(config)])
+        sent = [frame for conn in sim.simulator.connections for frame in conn.sent_data_frames()]
+
+    # Assert
+    assert code == 0
+    received = read_received(out)
+    assert len(received) == total_records
+    assert received == expected_from(sent, received)
+    assert [obj.ts_init for obj in received] == sorted(obj.ts_init for obj in received)
+    assert {str(obj.instrument_id) for obj in received} == {f"{c}.KRX" for c in CODES}
+
+
+def test_live_node_with_instrument_subscription_receives_only_that_instrument(credentials, tmp_path):
+    """A strategy subscribing one instrument gets that instrument only; the client subscribes it on demand."""
+    # Arrange
+    frames = make_frames(CODES, count=30, interval_ms=2.0)
+    out = tmp_path / "received.jsonl"
+    with simulator_thread(frames, speed=1.0, pingpong_interval_secs=None) as sim:
+        config = node_config(sim, tmp_path, recorder(out, 10, ["A50612.KRX"]), codes=[])
+
+        # Act
+        code = main(["live", "--config", str(config)])
+        requests = [
+            parse_subscription(text)
+            for conn in sim.simulator.connections
+            for _, text in conn.received
+            if isinstance(text, str) and "tr_type" in text
+        ]
+
+    # Assert
+    assert code == 0
+    received = read_received(out)
+    assert len(received) == 10
+    assert {str(obj.instrument_id) for obj in received} == {"A50612.KRX"}
+    assert {(r.tr_id, r.tr_key, r.tr_type) for r in requests} == {("H0ZFANC0", "A50612", "1")}
+
+
+def test_live_with_app_key_in_use_exits_1_with_one_line(credentials, tmp_path, capsys):
+    """OPSP8996 (another session holds the app key) shuts the node down: exit 1, one clear line."""
+    # Arrange
+    out = tmp_path / "received.jsonl"
+    with simulator_thread(make_frames(CODES, count=5), pingpong_interval_secs=None) as sim:
+        config = node_config(sim, tmp_path, recorder(out, 1000), codes=list(CODES))
+        sim.call(sim.simulator.fail_subscriptions, "OPSP8996")
+
+        # Act
+        code = main(["live", "--config", str(config)])
+
+    # Assert
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("Error: ")
+    assert "OPSP8996" in err[-1]
+    assert APP_KEY not in err[-1] and APP_SECRET not in err[-1]
+
+
+def test_live_without_credentials_exits_2(monkeypatch, tmp_path, capsys):
+    """No KIS_APP_KEY/KIS_APP_SECRET: exit 2 before connecting, naming the variables."""
+    # Arrange
+    monkeypatch.delenv("KIS_APP_KEY", raising=False)
+    monkeypatch.delenv("KIS_APP_SECRET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "live.json"
+    config.write_text((Path(__file__).parents[1] / "config" / "live.json").read_text())
+
+    # Act
+    code = main(["live", "--config", str(config)])
+
+    # Assert
+    assert code == 2
+    assert "KIS_APP_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{not json", "invalid config"),
+        (
+            '{"data_clients": {"KIS": {"path": "kis_adapter.config:KISDataClientConfig", '
+            '"factory": {"path": "kis_adapter.factories:KISLiveDataClientFactory"}, '
+            '"config": {"stall_timeout_secs": -1}}}}',
+            "stall_timeout_secs",
+        ),
+    ],
+)
+def test_live_with_invalid_config_exits_2_naming_the_problem(credentials, tmp_path, capsys, text, needle):
+    """A malformed or invalid config file is one line naming the problem, exit 2."""
+    # Arrange
+    config = tmp_path / "bad.json"
+    config.write_text(text)
+
+    # Act
+    code = main(["live", "--config", str(config)])
+
+    # Assert
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
