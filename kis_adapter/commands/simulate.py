@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         pingpong_interval_secs=args.pingpong_interval,
         loop=args.loop,
+        record_sent=False,  # serve for hours without growing
     )
     asyncio.run(_serve(simulator, args.port, rest_port))
     return 0

@@ -36,10 +36,10 @@ class ReplayFrame:
 
     def restricted_to(self, codes: Collection[str]) -> str | None:
         """The frame as a session subscribed to `codes` receives it, or None if it gets nothing."""
-        if self.codes <= set(codes):
+        if all(code in codes for code in self.codes):
             return self.text
         if self.records is None:
-            return self.text if self.codes & set(codes) else None
+            return self.text if any(code in codes for code in self.codes) else None
         kept = [record for record in self.records if record[0] in codes]
         return build_data_frame(self.tr_id, kept) if kept else None
 

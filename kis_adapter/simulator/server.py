@@ -110,7 +110,8 @@ class KISSimulator:
     Parameters
     ----------
     capture : capture path(s) or ``[(ts, text), ...]``, optional
-        What to replay; only plain data frames are kept. Bad files raise `CaptureError` here.
+        What to replay: its plain data frames (H0ZFANC0, and any other TR, routed by TR id and
+        code); acks, PINGPONG and encrypted frames are dropped. Bad files raise `CaptureError` here.
     port, rest_port : int, default 0
         WebSocket and REST ports on 127.0.0.1; 0 picks a free one (see `ws_url`, `rest_url`).
     speed : float, default 1.0
@@ -131,7 +132,8 @@ class KISSimulator:
     autostart_replay : bool, default True
         Start the timeline at the first successful subscription; otherwise call `start_replay()`.
     record_sent : bool, default True
-        Keep every sent message in `SimConnection.sent` (turn off for long benchmarks).
+        Keep every message sent to and received from a connection in `SimConnection.sent` /
+        `.received`; turn off for long runs (benchmarks, the CLI) so memory stays flat.
 
     """
 
@@ -276,7 +278,7 @@ class KISSimulator:
 
     @property
     def active_connections(self) -> list[SimConnection]:
-        return [c for c in self.connections if c in self._active]
+        return sorted(self._active, key=lambda conn: conn.id)
 
     # -- FAULT INJECTION --------------------------------------------------------------------------
 
@@ -395,7 +397,8 @@ class KISSimulator:
         pinger = asyncio.create_task(self._pingpong(conn)) if self.pingpong_interval_secs else None
         try:
             async for message in ws:
-                conn.received.append((time.time_ns(), message))
+                if self.record_sent:
+                    conn.received.append((time.time_ns(), message))
                 await self._on_message(conn, message)
         except ConnectionClosed:
             pass
