@@ -91,6 +91,7 @@ class KISDataClient(LiveMarketDataClient):
         self._stats_task: asyncio.Task | None = None
         self._wanted: Counter[str] = Counter()  # code -> strategy subscriptions
         self._stats_records = 0
+        self._stopping = asyncio.Event()
         self.fatal_error: KISError | None = None
 
         self._log.info(f"{config.codes=}")
@@ -129,6 +130,7 @@ class KISDataClient(LiveMarketDataClient):
             sink=self._handle_message,
             on_event=self._handle_session_event,
         )
+        self._stopping = asyncio.Event()
         for code in config.codes:
             self._subscribe_code(code)
         self._session_task = self.create_task(self._run_session(), log_msg="kis_session")
@@ -138,9 +140,8 @@ class KISDataClient(LiveMarketDataClient):
     async def _disconnect(self) -> None:
         if self._session is not None:
             await self._session.stop()
+        self._stopping.set()  # ends the stats loop without a cancellation warning
         tasks = [task for task in (self._stats_task, self._session_task) if task is not None]
-        for task in tasks:
-            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._stats_task = self._session_task = None
         self._log_stats_line()
@@ -179,9 +180,11 @@ class KISDataClient(LiveMarketDataClient):
 
     async def _log_stats(self) -> None:
         interval = self._config.stats_interval_secs
-        while True:
-            await asyncio.sleep(interval)
-            self._log_stats_line(interval)
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            except TimeoutError:
+                self._log_stats_line(interval)
 
     def _log_stats_line(self, interval: float | None = None) -> None:
         stats = self._parser.decoder.stats
