@@ -33,6 +33,7 @@ from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.core.data import Data
+from nautilus_trader.core.inspect import is_nautilus_class
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.persistence.funcs import class_to_filename
@@ -233,8 +234,8 @@ def validate_run_config(config: BacktestRunConfig) -> None:
     if not config.data:
         raise ConfigError("the backtest config has no data entry")
     for data in config.data:
-        data_cls = data.data_cls if isinstance(data.data_cls, type) else _resolve(data.data_cls, "data type")
-        if data.client_id is None:
+        data_cls = _data_cls(data)
+        if data.client_id is None and not is_nautilus_class(data_cls):
             raise ConfigError(f"data entry for {data_cls.__name__} needs a client_id (e.g. {KIS!r})")
         root = Path(data.catalog_path)
         if not root.is_dir():
@@ -280,13 +281,13 @@ def run_backtest(
     from nautilus_trader.backtest.node import BacktestNode
 
     validate_run_config(config)
-    data_types = [d.data_cls if isinstance(d.data_cls, str) else _type_path(d.data_cls) for d in config.data]
+    custom = [d for d in config.data if not is_nautilus_class(_data_cls(d))]  # built-ins have own handlers
     counter = ImportableActorConfig(
         actor_path="kis_adapter.backtest:EventCounter",
         config_path="kis_adapter.backtest:EventCounterConfig",
         config={
-            "data_types": data_types,
-            "client_ids": [str(d.client_id) for d in config.data],
+            "data_types": [_type_path(_data_cls(d)) for d in custom],
+            "client_ids": [str(d.client_id) for d in custom],
             "keep_points": chart and report_dir is not None,
         },
     )
@@ -325,6 +326,10 @@ def run_backtest(
     if report_dir is not None:
         write_report(outcome, Path(report_dir), chart=chart)
     return outcome
+
+
+def _data_cls(data: BacktestDataConfig) -> type:
+    return data.data_cls if isinstance(data.data_cls, type) else _resolve(data.data_cls, "data type")
 
 
 def _type_path(cls: type) -> str:
