@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,30 @@ def test_record_with_rejected_credentials_exits_one_with_one_line(
     assert err.count("\n") == 1 and err.startswith("Error: KIS rejected the app key")
     assert APP_SECRET not in err and APP_KEY not in err
     assert requests == 1
+
+
+def test_record_shows_a_reconnect_as_close_and_open_events(env: dict[str, str], tmp_path: Path) -> None:
+    """A TCP abort mid-stream: the recorder reconnects; the gap is a close/open pair in the capture."""
+    frames = make_frames(CODES[:1], count=300, interval_ms=5)
+    out = tmp_path / "out"
+    with simulator_thread(frames, pingpong_interval_secs=None) as sim:
+        argv = ["record", "--codes", CODES[0], "--out", str(out), "--duration", "2.5"]
+        argv += ["--ws-url", sim.ws_url, "--rest-url", sim.rest_url]
+        result: list[int] = []
+        recorder = threading.Thread(target=lambda: result.append(main(argv)))
+        recorder.start()
+        try:
+            sim.call(sim.simulator.wait_frames_sent, 30, 10, timeout=15)
+            sim.call(sim.simulator.abort_connections)
+            sim.call(sim.simulator.wait_subscriptions, 2, 10, timeout=15)
+        finally:
+            recorder.join(20)
+        sent = _sent_texts(sim)
+        stats = sim.simulator.stats
+    assert result == [0]
+    [path] = sorted(out.iterdir())
+    _, messages, reader = _read(path)
+    assert messages == sent
+    assert stats.connections == 2 and stats.approval_requests == 1 and stats.frames_missed > 0
+    assert reader.stats.events["open"] == 2 and reader.stats.events["close"] == 2
+    assert reader.stats.events["reconnect_wait"] == 1
