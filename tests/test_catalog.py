@@ -332,6 +332,28 @@ def test_convert_with_subset_after_superset_reports_unchanged(tmp_path):
     assert (report.chunks_written, report.chunks_merged, report.chunks_unchanged) == (0, 0, 3)
 
 
+def test_convert_with_capture_bridging_two_files_merges_them_into_one(tmp_path):
+    """A capture overlapping two disjoint files of the same day merges all three into one file."""
+    # Arrange
+    messages = day_messages(DAY_1, 120)
+    catalog_path = tmp_path / "catalog"
+    convert_captures(write_capture(tmp_path / "morning", messages[:40]), catalog_path)
+    convert_captures(write_capture(tmp_path / "later", messages[80:]), catalog_path)
+    assert all(len(names) == 2 for names in catalog_files(catalog_path).values())
+    bridge = write_capture(tmp_path / "bridge", messages[30:90])
+
+    # Act
+    report = convert_captures(bridge, catalog_path)
+
+    # Assert
+    assert all(len(names) == 1 for names in catalog_files(catalog_path).values())
+    everything = write_capture(tmp_path / "all", messages)
+    for code in CODES:
+        expected = by_ts_init([i for i in parsed(everything) if i.instrument_id.value == f"{code}.KRX"])
+        assert queried(catalog_path, f"{code}.KRX") == expected
+    assert report.chunks_merged == 3
+
+
 def test_convert_with_same_capture_listed_twice_in_one_call_writes_each_record_once(tmp_path):
     """`convert a.jsonl.gz a.jsonl.gz` (e.g. overlapping shell globs) writes each record once."""
     # Arrange
@@ -342,6 +364,23 @@ def test_convert_with_same_capture_listed_twice_in_one_call_writes_each_record_o
 
     # Assert
     assert Counter(queried(tmp_path / "catalog")) == Counter(parsed([capture]))
+
+
+def test_convert_with_copy_and_overlapping_capture_in_one_call_writes_union_once(tmp_path):
+    """A copy of a capture and an overlapping capture in the same call add each record once."""
+    # Arrange
+    messages = day_messages(DAY_1, 60)
+    (early,) = write_capture(tmp_path / "early", messages[:40])
+    copy = tmp_path / "copy.jsonl.gz"
+    copy.write_bytes(early.read_bytes())
+    (late,) = write_capture(tmp_path / "late", messages[20:])
+
+    # Act
+    convert_captures([early, late, copy], tmp_path / "catalog")
+
+    # Assert
+    everything = write_capture(tmp_path / "all", messages)
+    assert Counter(queried(tmp_path / "catalog")) == Counter(parsed(everything))
 
 
 def test_convert_with_one_bad_path_raises_before_writing_anything(two_day_captures, tmp_path):
