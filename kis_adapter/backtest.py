@@ -184,16 +184,11 @@ def strategy_configs(
     configs = []
     used: set[str] = set()
     for path in paths:
-        config_cls = _resolve(
-            config_path or f"{path.partition(':')[0]}:{_resolve(path, 'strategy').__name__}Config",
-            "strategy config",
-        )
-        names = (
-            {f.name for f in msgspec.structs.fields(config_cls)} if isinstance(config_cls, type) else set()
-        )
+        checked = strategy_config(path, config_path)  # import paths first: the clearest error
+        names = {f.name for f in msgspec.structs.fields(_resolve(checked.config_path, "strategy config"))}
         mine = {k: v for k, v in parsed.items() if k in names}
         used.update(mine)
-        configs.append(strategy_config(path, config_path, mine))
+        configs.append(strategy_config(path, checked.config_path, mine))
     unused = sorted(set(parsed) - used)
     if unused:
         raise ConfigError(f"no selected strategy has a parameter {', '.join(unused)}")

@@ -207,7 +207,7 @@ def generate_updates(rng: random.Random) -> list[Update]:
             int(c.depth * rng.uniform(0.5, 0.9)),
             c.code in zero_start_close,
         )
-    updates.sort(key=lambda u: (u.second, u.contract.code != CONTRACTS[0].code, u.seq, u.contract.code))
+    updates.sort(key=lambda u: (u.second, u.seq, u.contract.code))  # stable within a contract
     return updates
 
 
@@ -229,7 +229,6 @@ def frames_of_second(rng: random.Random, updates: list[Update], peak: bool) -> l
             n = rng.randint(2, 6)
             frames.append(records[i : i + n])
             i += n
-    frames.sort(key=lambda f: (f[0][0] != CONTRACTS[0].code, f[0][0]))
     return frames
 
 
