@@ -297,8 +297,28 @@ def test_two_aborts_mid_stream_reconnect_and_lose_nothing_sent_while_connected()
             assert sim.stats.approval_requests == 1
             assert sim.stats.frames_sent + sim.stats.frames_missed == len(frames)
             assert len(collector.data_frames()) == sim.stats.frames_sent
-            assert collector.kinds().count("reconnect_wait") == 2
+            waits = [e.detail["attempt"] for e in collector.events if e.kind == "reconnect_wait"]
+            assert waits == [1, 1]  # each connection carried data: the backoff started over
             assert [r for r in _requests(sim)] == [(TR, CODE, True)] * 3
+
+    run_async(main())
+
+
+def test_connections_with_acks_only_meet_a_growing_backoff() -> None:
+    """Connect, ack, drop, repeatedly: delays grow instead of a steady reconnect loop."""
+
+    async def main() -> None:
+        async with KISSimulator([], pingpong_interval_secs=None) as sim:
+            session, collector = new_session(sim)
+            session.subscribe(TR, CODE)
+            async with running(session):
+                for n in (1, 2, 3):
+                    await sim.wait_subscriptions(n)
+                    await sim.abort_connections()
+                await sim.wait_subscriptions(4)
+            waits = [e.detail for e in collector.events if e.kind == "reconnect_wait"]
+            assert [w["attempt"] for w in waits] == [1, 2, 3]
+            assert waits[0]["delay_secs"] < waits[1]["delay_secs"] < waits[2]["delay_secs"]
 
     run_async(main())
 

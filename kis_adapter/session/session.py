@@ -264,6 +264,7 @@ class KISSession:
         self._running = False
         self._run_task: asyncio.Task[Any] | None = None
         self._stall_pending = False
+        self._healthy = False
         self._last_rx = 0.0
 
     def __repr__(self) -> str:
@@ -399,10 +400,10 @@ class KISSession:
                     return
                 continue
             connect_failures = 0
-            received = await self._serve(ws)
+            healthy = await self._serve(ws)
             if self._stop_event.is_set():
                 return
-            if received:
+            if healthy:
                 delays = config.backoff()  # a working connection: start the backoff over
                 attempt = 0
             attempt += 1
@@ -466,8 +467,13 @@ class KISSession:
 
     # -- ONE CONNECTION ---------------------------------------------------------------------------
 
-    async def _serve(self, ws: ClientConnection) -> int:
-        """Serve one connection until it ends; return how many messages it received."""
+    async def _serve(self, ws: ClientConnection) -> bool:
+        """
+        Serve one connection until it ends; return whether it was healthy.
+
+        Healthy means it carried data frames or PINGPONG, not just acks: a server that acks and
+        closes at once must meet a growing backoff (KIS blocks connect-then-close loops).
+        """
         stats = self.stats
         stats.connects += 1
         if stats.connects > 1:
@@ -481,6 +487,7 @@ class KISSession:
         if self._stop_event.is_set():  # stop() ran while the handshake finished
             await ws.close()
         received = 0
+        self._healthy = False
         self._last_rx = time.monotonic()
         self._wake.set()
         helpers = [asyncio.create_task(self._sender(ws)), asyncio.create_task(self._watchdog(ws))]
@@ -499,6 +506,7 @@ class KISSession:
                     self._log.error("Sink failed on a message: %s", type(exc).__name__, exc_info=exc)
                 if isinstance(message, str):
                     if is_data_frame(message):
+                        self._healthy = True
                         stats.messages_by_tr[message.split("|", 2)[1]] += 1
                     else:
                         await self._on_control(ws, message)
@@ -528,7 +536,7 @@ class KISSession:
             self._log.log(level, "Disconnected: %s (%d messages)", reason, received)
             self._emit("close", code=ws.close_code, reason=reason, messages=received)
             self._notifier.notify()
-        return received
+        return self._healthy
 
     async def _on_control(self, ws: ClientConnection, text: str) -> None:
         try:
@@ -538,6 +546,7 @@ class KISSession:
             self._log.debug("! unparsable control message (%s)", exc.reason)
             return
         if isinstance(control, PingPong):
+            self._healthy = True
             self.stats.messages_by_tr["PINGPONG"] += 1
             await self._send(ws, control.raw)  # KIS drops sessions that do not echo it
             self.stats.pingpongs += 1
