@@ -433,6 +433,29 @@ def test_writer_with_secret_in_nested_event_detail_never_writes_it(tmp_path):
     assert APP_SECRET not in content
 
 
+def test_redactor_value_with_secret_keys_blanks_their_values_at_any_depth():
+    """Values under secret-looking keys (appkey, appsecret, ...) are blanked wherever they are nested."""
+    # Arrange
+    redact = Redactor([APP_SECRET])
+    details = {
+        "appkey": "PSabcdefgh",
+        "body": {"appsecret": "s3cr3t-value", "secretkey": "other", "grant_type": "client_credentials"},
+        "items": [{"approval_key": APPROVAL_KEY}, f"x {APP_SECRET}", 7, None],
+        "empty": {"app_key": ""},
+    }
+
+    # Act
+    clean = redact.value(details)
+
+    # Assert
+    assert clean == {
+        "appkey": "***",
+        "body": {"appsecret": "***", "secretkey": "***", "grant_type": "client_credentials"},
+        "items": [{"approval_key": "***"}, "x ***", 7, None],
+        "empty": {"app_key": ""},
+    }
+
+
 # -- ROTATION AND FLUSHING -----------------------------------------------------------------------
 
 
