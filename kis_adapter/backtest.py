@@ -162,9 +162,13 @@ def strategy_config(
     if unknown:
         raise ConfigError(f"{config_cls.__name__} has no parameter {', '.join(unknown)}")
     try:
-        config_cls.parse(json.dumps(params))
+        config = config_cls.parse(json.dumps(params))
     except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
         raise ConfigError(f"bad parameter for {config_cls.__name__}: {exc}") from None
+    try:
+        strategy_cls(config=config)  # values the type allows but the strategy rejects fail here, not mid-run
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad parameter for {strategy_cls.__name__}: {exc}") from None
     return ImportableStrategyConfig(strategy_path=strategy_path, config_path=config_path, config=params)
 
 

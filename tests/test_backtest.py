@@ -238,6 +238,8 @@ def test_cli_backtest_with_config_file(catalog, tmp_path, capsys):
         (["--param", "nope=1"], "no selected strategy has a parameter nope"),
         (["--param", 'min_quantity="many"'], "bad parameter for PreOpenSignalConfig"),
         (["--param", "novalue"], "expected key=value"),
+        (["--param", "decision_time_kst=25:00:00"], "bad parameter for PreOpenSignal: not a KST time"),
+        (["--param", 'instrument_ids=["nodot"]'], "bad parameter for AuctionMonitor"),
         (["--strategy", MONITOR, "--strategy", SIGNAL, "--strategy-config", "x:Y"], "exactly one --strategy"),
     ],
 )

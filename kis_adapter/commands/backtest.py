@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         default="ERROR",
-        metavar="LEVEL",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "OFF"),
         help="Nautilus log level with --catalog (defaults to ERROR; --config files set their own)",
     )
 
