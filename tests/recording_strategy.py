@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import DataType
@@ -18,6 +19,7 @@ class RecordingStrategyConfig(StrategyConfig, frozen=True):
     client_id: str = "KIS"
     stop_after: int | None = None  # shut the node down once this many records arrived
     output_path: str | None = None  # on stop, write every record received as JSON lines
+    max_secs: float | None = None  # shut the node down after this long, whatever arrived (no hung tests)
 
 
 class RecordingStrategy(Strategy):
@@ -26,6 +28,12 @@ class RecordingStrategy(Strategy):
         self.received: list[KISExpectedFill] = []
 
     def on_start(self) -> None:
+        if self.config.max_secs is not None:
+            self.clock.set_time_alert_ns(
+                "recording_strategy_deadline",
+                self.clock.timestamp_ns() + int(self.config.max_secs * 1e9),
+                lambda _: self.shutdown_system("recording strategy deadline reached"),
+            )
         ids = self.config.instrument_ids or [None]
         for iid in ids:
             self.subscribe_data(
@@ -36,7 +44,9 @@ class RecordingStrategy(Strategy):
 
     def on_stop(self) -> None:
         if self.config.output_path:
-            with open(self.config.output_path, "w", encoding="utf-8") as file:
+            path = Path(self.config.output_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", encoding="utf-8") as file:
                 for obj in self.received:
                     file.write(json.dumps(obj.to_dict()) + "\n")
 

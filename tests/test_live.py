@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from live_helpers import recorder
+from live_helpers import replay_when_subscribed
+from live_helpers import write_node_config
 from sim_helpers import APP_KEY
 from sim_helpers import APP_SECRET
 from sim_helpers import make_frames
@@ -24,28 +27,6 @@ def credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("KIS_APP_KEY", APP_KEY)
     monkeypatch.setenv("KIS_APP_SECRET", APP_SECRET)
     monkeypatch.chdir(tmp_path)  # no stray .env
-
-
-def node_config(sim, tmp_path: Path, strategy: dict, **client: object) -> Path:
-    """A TradingNodeConfig JSON shaped like config/live.json, pointed at the simulator."""
-    live = json.loads((Path(__file__).parents[1] / "config" / "live.json").read_text())
-    kis = live["data_clients"]["KIS"]["config"]
-    kis.update({"ws_url": sim.ws_url, "rest_url": sim.rest_url, "subscribe_interval_secs": 0.0, **client})
-    live["strategies"] = [strategy]
-    live["timeout_connection"] = 10.0
-    live["timeout_post_stop"] = 0.1
-    live["logging"] = {"log_level": "WARNING"}
-    path = tmp_path / "live.json"
-    path.write_text(json.dumps(live))
-    return path
-
-
-def recorder(out: Path, stop_after: int, instrument_ids: list[str] | None = None) -> dict:
-    return {
-        "strategy_path": "recording_strategy:RecordingStrategy",
-        "config_path": "recording_strategy:RecordingStrategyConfig",
-        "config": {"stop_after": stop_after, "output_path": str(out), "instrument_ids": instrument_ids},
-    }
 
 
 def read_received(path: Path) -> list[KISExpectedFill]:
@@ -68,8 +49,11 @@ def test_live_node_with_config_file_delivers_every_record_in_order(credentials, 
     frames = make_frames(CODES, count=60, interval_ms=2.0) + make_frames(CODES, count=10, records_per_frame=3)
     total_records = 60 + 30
     out = tmp_path / "received.jsonl"
-    with simulator_thread(frames, speed=1.0, pingpong_interval_secs=0.2) as sim:
-        config = node_config(sim, tmp_path, recorder(out, total_records), codes=list(CODES))
+    with simulator_thread(frames, speed=1.0, pingpong_interval_secs=0.2, autostart_replay=False) as sim:
+        config = write_node_config(
+            sim, tmp_path / "live.json", [recorder(out, total_records)], codes=list(CODES)
+        )
+        replay_when_subscribed(sim, len(CODES))
 
         # Act
         code = main(["live", "--config", str(config)])
@@ -90,7 +74,7 @@ def test_live_node_with_instrument_subscription_receives_only_that_instrument(cr
     frames = make_frames(CODES, count=30, interval_ms=2.0)
     out = tmp_path / "received.jsonl"
     with simulator_thread(frames, speed=1.0, pingpong_interval_secs=None) as sim:
-        config = node_config(sim, tmp_path, recorder(out, 10, ["A50612.KRX"]), codes=[])
+        config = write_node_config(sim, tmp_path / "live.json", [recorder(out, 10, ["A50612.KRX"])], codes=[])
 
         # Act
         code = main(["live", "--config", str(config)])
@@ -114,7 +98,9 @@ def test_live_with_app_key_in_use_exits_1_with_one_line(credentials, tmp_path, c
     # Arrange
     out = tmp_path / "received.jsonl"
     with simulator_thread(make_frames(CODES, count=5), pingpong_interval_secs=None) as sim:
-        config = node_config(sim, tmp_path, recorder(out, 1000), codes=list(CODES))
+        config = write_node_config(
+            sim, tmp_path / "live.json", [recorder(out, 1000, max_secs=20)], codes=list(CODES)
+        )
         sim.call(sim.simulator.fail_subscriptions, "OPSP8996")
 
         # Act
