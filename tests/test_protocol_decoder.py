@@ -281,6 +281,43 @@ def test_decode_with_receive_time_near_day_boundary_picks_nearest_kst_date(hhmms
     assert decoded.rows[0][1] == kst_ns(expected)
 
 
+def test_decode_with_999_record_frame_returns_all_records():
+    """The largest frame KIS can announce (999 records) is decoded record by record."""
+    # Arrange
+    records = [f"C{i:05d}^083001^{1000 + i}^{i}^2^0.{i % 100:02d}^311^{i}" for i in range(999)]
+    message = "0|H0ZFANC0|999|" + "^".join(records)
+
+    # Act
+    decoded, stats = decode_one(message)
+
+    # Assert
+    assert len(decoded.rows) == 999
+    assert decoded.rows[0] == ("C00000", TS_0830_01, 1000.0, 0.0, 2, 0.0, "311", 0)
+    assert decoded.rows[998] == ("C00998", TS_0830_01, 1998.0, 998.0, 2, 0.98, "311", 998)
+    assert (stats.data_frames, stats.records) == (1, 999)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("x" * 5_000_000, "not_kis"),
+        ("0|H0ZFANC0|001|" + "^" * 2_000_000, "bad_value"),
+        ("0|H0ZFANC0|002|" + "1^" * 1_000_000 + "1", "count_mismatch"),
+        ("{" + '"a":' * 1_000_000, "bad_json"),
+        ("[" * 1_000_000, "not_kis"),
+        ('{"header":' * 200_000 + "1" + "}" * 200_000, "bad_json"),
+    ],
+)
+def test_decode_with_huge_garbage_counts_one_skip(message, reason):
+    """Megabytes of garbage (deep nesting included) are one counted skip, not a crash or a hang."""
+    # Arrange / Act
+    decoded, stats = decode_one(message)
+
+    # Assert
+    assert decoded.rows == []
+    assert dict(stats.skipped) == {reason: 1}
+
+
 # -- CONTROL MESSAGES THROUGH THE DECODER ----------------------------------------------------------
 
 
