@@ -172,11 +172,6 @@ def test_convert_with_good_and_missing_file_exits_2_and_writes_nothing(capture, 
     assert not (catalog / "data").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an unusable --catalog (a regular file, or under one) escapes as NotADirectoryError from "
-    "fs.mkdirs in catalog._write_chunk: a traceback and exit 1, after decoding everything",
-)
 def test_convert_with_catalog_path_that_is_a_file_exits_2_with_one_line(capture, tmp_path, capsys):
     """--catalog naming an existing regular file is a one-line usage error with exit code 2."""
     # Arrange
