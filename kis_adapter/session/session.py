@@ -53,6 +53,12 @@ from kis_adapter.session.subscriptions import Key
 from kis_adapter.session.subscriptions import SubscriptionBook
 
 LOGGER_NAME: Final = "kis_adapter.session"
+# websockets logs every frame at DEBUG, and subscribe requests carry the approval key: its logger is
+# capped at INFO unless someone sets this logger's level on purpose.
+WIRE_LOGGER_NAME: Final = "kis_adapter.session.wire"
+_wire_log = logging.getLogger(WIRE_LOGGER_NAME)
+if _wire_log.level == logging.NOTSET:
+    _wire_log.setLevel(logging.INFO)
 DEFAULT_APPROVAL_ATTEMPTS: Final = 5
 _CLOSE_TIMEOUT_SECS: Final = 2.0
 _MAX_MESSAGE_BYTES: Final = 1 << 22
@@ -432,6 +438,7 @@ class KISSession:
             max_size=_MAX_MESSAGE_BYTES,
             max_queue=_MAX_QUEUE,
             compression=None,
+            logger=_wire_log,
         )
 
     async def _backoff(self, delays: Iterator[float], attempt: int) -> bool:
