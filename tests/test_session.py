@@ -571,6 +571,25 @@ def test_stop_cuts_a_backoff_sleep_short() -> None:
     run_async(main())
 
 
+def test_cancelling_run_closes_the_connection() -> None:
+    """Cancelling the run() task (as a host loop may) closes the socket and leaves no task behind."""
+
+    async def main() -> None:
+        async with KISSimulator([], pingpong_interval_secs=None) as sim:
+            session, collector = new_session(sim)
+            session.subscribe(TR, CODE)
+            task = asyncio.create_task(session.run())
+            await session.stats.wait_subscribed(TR, CODE)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await sim.wait_for(lambda: not sim.active_connections)
+            assert not session.connected and collector.kinds()[-1] == "close"
+            await session.stop()  # still safe
+
+    run_async(main())
+
+
 def test_session_runs_again_after_stop() -> None:
     """After run() returned, a new run() reconnects and resubscribes with the cached approval key."""
 
