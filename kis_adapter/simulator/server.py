@@ -55,6 +55,9 @@ _BAD_APPKEY: Final = {"error_description": "유효하지 않은 AppKey입니다.
 
 Key = tuple[str, str]
 log = logging.getLogger("kis_adapter.simulator")
+_wire_log = logging.getLogger("kis_adapter.simulator.wire")  # websockets' frame logs show approval keys
+if _wire_log.level == logging.NOTSET:
+    _wire_log.setLevel(logging.INFO)
 
 
 @dataclass(slots=True)
@@ -248,6 +251,7 @@ class KISSimulator:
             ping_interval=None,
             compression=None,
             max_size=1 << 22,
+            logger=_wire_log,
         )
         self._port = next(iter(server.sockets)).getsockname()[1]
         self._ws_servers.append(server)
