@@ -17,18 +17,15 @@ from kis_adapter.protocol import SkipReason
 from kis_adapter.types import KISExpectedFill
 from kis_adapter.types import instrument_id_for
 
-RowMapper = Callable[[list[tuple], int, Callable[[str], InstrumentId | None]], list[Data]]
+RowMapper = Callable[[list[tuple], int, "MessageParser"], list[Data]]
 
 
-def expected_fills_from_rows(
-    rows: list[tuple],
-    ts_init: int,
-    instrument_id: Callable[[str], InstrumentId | None],
-) -> list[Data]:
+def expected_fills_from_rows(rows: list[tuple], ts_init: int, parser: MessageParser) -> list[Data]:
+    ids = parser.instrument_ids
     out = []
     append = out.append
     for code, ts_event, price, change, sign, change_pct, phase_code, quantity in rows:
-        iid = instrument_id(code)
+        iid = ids.get(code) or parser.instrument_id(code)
         if iid is not None:
             append(
                 KISExpectedFill(iid, price, change, sign, change_pct, phase_code, quantity, ts_event, ts_init)
@@ -49,25 +46,25 @@ class MessageParser:
 
     def __init__(self, decoder: Decoder | None = None) -> None:
         self.decoder = decoder or Decoder()
-        self._ids: dict[str, InstrumentId | None] = {}
+        self.instrument_ids: dict[str, InstrumentId] = {}
 
     def instrument_id(self, code: str) -> InstrumentId | None:
-        try:
-            return self._ids[code]
-        except KeyError:
-            pass
-        try:
-            iid = instrument_id_for(code)
-        except (ValueError, TypeError):
-            iid = None
-        self._ids[code] = iid
+        """The `InstrumentId` of a code, built once; None when Nautilus rejects the code."""
+        iid = self.instrument_ids.get(code)
+        if iid is None:
+            try:
+                iid = instrument_id_for(code)
+            except (ValueError, TypeError):
+                return None
+            if len(self.instrument_ids) < 100_000:
+                self.instrument_ids[code] = iid
         return iid
 
     def parse(self, ts_init: int, message: object) -> list[Data]:
         decoded = self.decoder.decode(ts_init, message)
         if not decoded.rows:
             return []
-        out = ROW_MAPPERS[decoded.tr_id](decoded.rows, ts_init, self.instrument_id)
+        out = ROW_MAPPERS[decoded.tr_id](decoded.rows, ts_init, self)
         if len(out) != len(decoded.rows):
             lost = len(decoded.rows) - len(out)
             self.decoder.stats.records -= lost

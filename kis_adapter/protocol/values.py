@@ -1,4 +1,4 @@
-"""Value decoding for KIS fields (pure). Empty means 0, as KIS sends it; garbage, NaN and inf raise."""
+"""Time values of KIS fields (pure): HHMMSS in Asia/Seoul, dated by the receive time."""
 
 from __future__ import annotations
 
@@ -8,19 +8,6 @@ NS_PER_SECOND: Final = 1_000_000_000
 DAY_NS: Final = 86_400 * NS_PER_SECOND
 HALF_DAY_NS: Final = DAY_NS // 2
 KST_OFFSET_NS: Final = 9 * 3_600 * NS_PER_SECOND  # Asia/Seoul has had no DST since 1988
-
-
-def to_float(text: str) -> float:
-    if not text:
-        return 0.0
-    value = float(text)
-    if value - value != 0.0:  # NaN or +-inf
-        raise ValueError(f"not a finite number: {text[:20]!r}")
-    return value
-
-
-def to_int(text: str) -> int:
-    return int(text) if text else 0
 
 
 def hhmmss_to_seconds(text: str) -> int:
