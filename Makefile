@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
-	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/decode.py --big
 	$(PY) benchmarks/backtest.py
 	$(PY) benchmarks/live.py
 

@@ -49,7 +49,8 @@ class ConvertReport:
     files: int = 0
     messages: int = 0
     decode: DecodeStats = field(default_factory=DecodeStats)
-    records_by_instrument: Counter[str] = field(default_factory=Counter)
+    records_by_instrument: Counter[str] = field(default_factory=Counter)  # decoded from the captures
+    added_by_instrument: Counter[str] = field(default_factory=Counter)  # new in the catalog
     bad_lines: int = 0
     truncated_files: list[str] = field(default_factory=list)
     chunks_written: int = 0
@@ -59,6 +60,10 @@ class ConvertReport:
     @property
     def records(self) -> int:
         return sum(self.records_by_instrument.values())
+
+    @property
+    def added(self) -> int:
+        return sum(self.added_by_instrument.values())
 
     @property
     def skipped(self) -> Counter[str]:
@@ -219,7 +224,7 @@ def _write_chunks(acc: _Accumulator, catalog: ParquetDataCatalog, report: Conver
                     ),
                 ],
             )
-            _write_chunk(catalog, instrument_id, table, report)
+            report.added_by_instrument[instrument_id] += _write_chunk(catalog, instrument_id, table, report)
             report.records_by_instrument[instrument_id] += n
         del cols
 
@@ -241,7 +246,7 @@ def _write_chunk(
     if not overlapping:
         _write_atomic(catalog, table, target)
         report.chunks_written += 1
-        return
+        return table.num_rows
 
     existing = pa.concat_tables(
         [pq.read_table(file, filesystem=fs, schema=KISExpectedFill.SCHEMA) for _, file in overlapping]
@@ -249,13 +254,14 @@ def _write_chunk(
     merged = _merge(existing, table)
     if merged.num_rows == existing.num_rows:
         report.chunks_unchanged += 1  # everything is already in the catalog
-        return
+        return 0
     ts_init = merged.column("ts_init")
     target = os.path.join(
         directory, _timestamps_to_filename(int(ts_init[0].as_py()), int(ts_init[-1].as_py()))
     )
     _write_atomic(catalog, merged, target, replacing=[file for _, file in overlapping])
     report.chunks_merged += 1
+    return merged.num_rows - existing.num_rows
 
 
 def _merge(existing: pa.Table, new: pa.Table) -> pa.Table:

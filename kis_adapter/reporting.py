@@ -7,9 +7,12 @@ from kis_adapter.catalog import ConvertReport
 
 def print_convert_report(report: ConvertReport, catalog: str) -> None:
     print(f"Converted {report.files} capture(s), {report.messages:,} messages → {catalog}")
-    print(f"Records written: {report.records:,}")
+    already = report.records - report.added
+    note = f" ({already:,} of {report.records:,} decoded were already in the catalog)" if already else ""
+    print(f"Records written: {report.added:,}{note}")
+    print(f"  {'instrument':<16} {'written':>10} {'decoded':>10}")
     for instrument_id, count in sorted(report.records_by_instrument.items()):
-        print(f"  {instrument_id:<16} {count:>10,}")
+        print(f"  {instrument_id:<16} {report.added_by_instrument[instrument_id]:>10,} {count:>10,}")
     skipped = report.skipped
     if skipped:
         print(f"Skipped: {sum(skipped.values()):,} (bad_value counts records, the rest messages)")
