@@ -20,6 +20,7 @@ class RecordingStrategyConfig(StrategyConfig, frozen=True):
     stop_after: int | None = None  # shut the node down once this many records arrived
     output_path: str | None = None  # on stop, write every record received as JSON lines
     max_secs: float | None = None  # shut the node down after this long, whatever arrived (no hung tests)
+    fail_on_stop: bool = False  # raise in on_stop (a buggy user strategy)
 
 
 class RecordingStrategy(Strategy):
@@ -43,6 +44,8 @@ class RecordingStrategy(Strategy):
             )
 
     def on_stop(self) -> None:
+        if self.config.fail_on_stop:
+            raise RuntimeError("strategy bug in on_stop")
         if self.config.output_path:
             path = Path(self.config.output_path)
             path.parent.mkdir(parents=True, exist_ok=True)

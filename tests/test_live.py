@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +160,60 @@ def test_live_with_invalid_config_exits_2_naming_the_problem(credentials, tmp_pa
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+def test_live_with_strategy_failing_on_stop_still_exits_with_one_line(credentials, tmp_path, capsys):
+    """A strategy raising in on_stop cannot hang the process: forced stop after the grace period, exit 1."""
+    # Arrange
+    out = tmp_path / "received.jsonl"
+    entry = recorder(out, 5)
+    entry["config"]["fail_on_stop"] = True
+    with simulator_thread(make_frames(CODES, count=20), pingpong_interval_secs=None) as sim:
+        config = write_node_config(sim, tmp_path / "live.json", [entry], codes=list(CODES))
+        live = json.loads(config.read_text())
+        live["timeout_disconnection"] = 0.5
+        config.write_text(json.dumps(live))
+
+        # Act
+        code = main(["live", "--config", str(config)])
+
+    # Assert
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("Error: the node did not stop cleanly")
+
+
+def test_live_subprocess_with_sigterm_stops_cleanly_and_exits_0(tmp_path):
+    """SIGTERM to `kis-adapter live`: strategies stop (their output is written), exit code 0."""
+    # Arrange
+    out = tmp_path / "received.jsonl"
+    env = {
+        **os.environ,
+        "KIS_APP_KEY": APP_KEY,
+        "KIS_APP_SECRET": APP_SECRET,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
+    }
+    frames = make_frames(CODES, count=100_000, interval_ms=1.0)  # streams for longer than the test
+    with simulator_thread(frames, pingpong_interval_secs=None) as sim:
+        config = write_node_config(sim, tmp_path / "live.json", [recorder(out, 10**9)], codes=list(CODES))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            sim.call(sim.simulator.wait_frames_sent, 50, timeout=30)
+
+            # Act
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+        finally:
+            process.kill()
+
+    # Assert
+    assert process.returncode == 0, err
+    assert "Node stopped" in err
+    assert len(read_received(out)) >= 50

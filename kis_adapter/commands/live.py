@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
 from kis_adapter.errors import ConfigError
+from kis_adapter.errors import KISError
 from kis_adapter.errors import SessionError
 
 
@@ -55,6 +57,47 @@ def _kis_client_configs(config) -> list:
     return found
 
 
+class StopGuard:
+    """
+    Make sure a stop request ends the process.
+
+    NautilusTrader handles SIGINT/SIGTERM and ShutdownSystem by stopping the node, but if a
+    component raises while stopping (a strategy's ``on_stop``, say) the node never finishes and
+    ignores further signals. The guard keeps the clean path and adds a deadline: `grace_secs` after
+    the first stop request, or at a second SIGINT/SIGTERM, it cancels the node's tasks.
+    """
+
+    def __init__(self, node, grace_secs: float) -> None:
+        self._node = node
+        self._loop = node.get_event_loop()
+        self._grace_secs = grace_secs
+        self._deadline: asyncio.TimerHandle | None = None
+        self.forced: str | None = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+        node.kernel.msgbus.subscribe("commands.system.shutdown", lambda _: self._arm())
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self._loop.call_later(
+                self._grace_secs, self._force, f"still running {self._grace_secs:g}s after stop"
+            )
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._deadline is not None:
+            self._force(f"second {sig.name}")
+            return
+        print(f"Received {sig.name}, stopping (again to force)", file=sys.stderr)
+        self._arm()
+        self._node.stop()
+
+    def _force(self, reason: str) -> None:
+        self.forced = reason
+        print(f"Forcing the node to stop: {reason}", file=sys.stderr)
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+
+
 def run(args: argparse.Namespace) -> int:
     from nautilus_trader.live.node import TradingNode
 
@@ -71,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         node.build()
     except (ValueError, TypeError, ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot build the node from {args.config}: {exc}") from None
+    guard = StopGuard(node, grace_secs=config.timeout_disconnection + config.timeout_post_stop + 5.0)
     try:
         node.run()
     finally:
@@ -80,5 +124,7 @@ def run(args: argparse.Namespace) -> int:
     for client in clients:
         if isinstance(client, KISDataClient) and client.fatal_error is not None:
             raise SessionError(str(client.fatal_error))
+    if guard.forced:
+        raise KISError(f"the node did not stop cleanly ({guard.forced}); forced exit")
     print("Node stopped", file=sys.stderr)
     return 0
