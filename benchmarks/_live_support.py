@@ -1,0 +1,294 @@
+"""
+Pieces of ``benchmarks/live.py`` that the client process imports by path: sequence-numbered frames,
+the TradingNode config, and the measuring strategy.
+
+Every record carries its sequence number in ``ANTC_CNQN`` (the quantity), so a received
+`KISExpectedFill` can be matched with the simulator's send time of its frame without keeping the
+record: the strategy writes the receive time into a preallocated array at that index (latency
+mode) or only checks that numbers arrive in order without gaps (count mode, for the memory run).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import datetime as dt
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from typing import Final
+
+import numpy as np
+from nautilus_trader.common.events import TimeEvent
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.data import DataType
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.trading.strategy import Strategy
+
+from kis_adapter.protocol import H0ZFANC0
+from kis_adapter.protocol import build_data_frame
+from kis_adapter.types import KISExpectedFill
+
+CODES: Final = tuple(f"A{10 + i:02d}612" for i in range(41))  # 41: the KIS per-session cap
+START_TS: Final = 1_795_477_200_000_000_000  # 2026-11-24 08:40:00 KST, the opening call
+QUANTITY_FIELD: Final = 7  # ANTC_CNQN: where the sequence number travels
+_PAGE: Final = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process, from /proc (cheap enough for a 4 Hz sampler)."""
+    with open("/proc/self/statm", "rb") as file:
+        return int(file.read().split()[1]) * _PAGE
+
+
+# -- FRAMES ---------------------------------------------------------------------------------------
+
+
+def _record(code: str, seq: int) -> tuple[str, ...]:
+    """One valid 8-field H0ZFANC0 record whose quantity is `seq`."""
+    second = 8 * 3600 + 40 * 60 + (seq // 1000) % 300
+    hhmmss = f"{second // 3600:02d}{second % 3600 // 60:02d}{second % 60:02d}"
+    price = 75_000 + (seq % 40) * 50
+    change = price - 75_500
+    sign = "2" if change > 0 else ("3" if change == 0 else "5")
+    return (code, hhmmss, str(price), str(change), sign, f"{change * 100 / 75_500:.2f}", "311", str(seq))
+
+
+def build_frames(
+    n_records: int,
+    codes: tuple[str, ...],
+    *,
+    multi_fraction: float = 0.0,
+    records_per_frame: int = 1,
+    record_interval_ns: int = 1_000_000,
+    seed: int = 3,
+) -> list[tuple[int, str]]:
+    """
+    ``(ts, frame)`` pairs carrying records ``0 .. n_records-1`` in order, cycling through `codes`.
+
+    A frame holds `records_per_frame` records; with `multi_fraction` > 0, that share of the records
+    travels in frames of 2 to 5 records instead (as KIS batches at the open). A frame is stamped
+    with its first record's time, so the replay paces records at one per `record_interval_ns`.
+    """
+    rng = random.Random(seed)
+    frames: list[tuple[int, str]] = []
+    seq = in_multi = 0
+    while seq < n_records:
+        if multi_fraction > 0 and in_multi < multi_fraction * (seq + 1):
+            size = rng.randint(2, 5)
+            in_multi += size
+        else:
+            size = records_per_frame
+        size = min(size, n_records - seq)
+        records = [_record(codes[(seq + j) % len(codes)], seq + j) for j in range(size)]
+        frames.append((START_TS + seq * record_interval_ns, build_data_frame(H0ZFANC0, records)))
+        seq += size
+    return frames
+
+
+def send_times(sent: list[tuple[int, str]], n_records: int) -> np.ndarray:
+    """Send time per sequence number (-1 if never sent) from a simulator connection's `sent` list."""
+    out = np.full(n_records, -1, dtype=np.int64)
+    for ts, text in sent:
+        if not text.startswith("0|"):
+            continue  # acks, PINGPONG
+        fields = text.split("|", 3)[3].split("^")
+        width = len(fields) // int(text[11:14])
+        for seq in fields[QUANTITY_FIELD::width]:
+            out[int(seq)] = ts
+    return out
+
+
+# -- NODE CONFIG ----------------------------------------------------------------------------------
+
+
+def node_config(ws_url: str, rest_url: str, codes: tuple[str, ...], strategy: dict[str, Any]) -> dict:
+    """A TradingNodeConfig as ``config/live.json`` declares it, pointed at the simulator."""
+    return {
+        "trader_id": "BENCH-001",
+        "timeout_connection": 30.0,
+        "timeout_disconnection": 5.0,
+        "timeout_post_stop": 0.1,
+        "logging": {"log_level": "WARNING"},
+        "data_clients": {
+            "KIS": {
+                "path": "kis_adapter.config:KISDataClientConfig",
+                "factory": {"path": "kis_adapter.factories:KISLiveDataClientFactory"},
+                "config": {
+                    "codes": list(codes),
+                    "ws_url": ws_url,
+                    "rest_url": rest_url,
+                    "subscribe_interval_secs": 0.0,  # the simulator does not block bursts; KIS would
+                    "stall_timeout_secs": 60.0,
+                    "stats_interval_secs": 60.0,
+                },
+            }
+        },
+        "strategies": [
+            {
+                "strategy_path": f"{__name__}:LiveBenchStrategy",
+                "config_path": f"{__name__}:LiveBenchConfig",
+                "config": strategy,
+            }
+        ],
+    }
+
+
+# -- STRATEGY -------------------------------------------------------------------------------------
+
+
+class LiveBenchConfig(StrategyConfig, frozen=True):
+    """
+    Parameters
+    ----------
+    expected : int
+        Records to receive; the node is shut down when they have all arrived.
+    output_dir : str
+        Where ``summary.json`` (and ``recv_ns.npy`` / ``init_ns.npy`` with `latency`) are written on stop.
+    latency : bool, default True
+        Keep the receive time per sequence number (a preallocated array of `expected` entries);
+        False keeps O(1) state: counts and the order check only.
+    seq_modulo : int, optional
+        Sequence numbers restart at 0 after this many (the simulator loops over one pass).
+    idle_secs : float, default 3.0
+        Shut down when nothing arrived for this long after the first record (records were lost).
+    max_secs : float, default 120.0
+        Shut down after this long whatever arrived.
+    rss_interval_secs : float, default 0.25
+        RSS sampling period.
+    profile : bool, default False
+        Run cProfile from the first record to the last and write ``client.prof``: the steady
+        state only, without imports and node start-up.
+
+    """
+
+    expected: int
+    output_dir: str
+    latency: bool = True
+    seq_modulo: int | None = None
+    idle_secs: float = 3.0
+    max_secs: float = 120.0
+    rss_interval_secs: float = 0.25
+    profile: bool = False
+
+
+class LiveBenchStrategy(Strategy):
+    """Stamp every `KISExpectedFill` on arrival; O(1) work and (without `latency`) O(1) state per record."""
+
+    def __init__(self, config: LiveBenchConfig) -> None:
+        super().__init__(config)
+        self._expected = config.expected
+        self._modulo = config.seq_modulo or config.expected
+        size = config.expected if config.latency else 0
+        # Touch every page now, so filling the arrays later adds no RSS during the run.
+        self._recv_ns = np.full(size, -1, dtype=np.int64)
+        self._init_ns = np.full(size, -1, dtype=np.int64)
+        self._latency = config.latency
+        self.received = 0
+        self._next_seq = 0
+        self._gaps = 0  # records skipped over (a sequence number jumped ahead)
+        self._backwards = 0  # duplicates or reordering (a sequence number went back)
+        self._first_recv_ns = 0
+        self._last_recv_ns = 0
+        self._rss_first = 0
+        self._rss_last = 0
+        self._rss_samples: list[tuple[int, int]] = []  # (records so far, RSS), one per tick
+        self._progress_at = (0, time.monotonic())
+        self._started = time.monotonic()
+        self._done = False
+        self._stop_reason = "stopped before the last record"
+        self._profiler = cProfile.Profile() if config.profile else None
+
+    def on_start(self) -> None:
+        self.subscribe_data(DataType(KISExpectedFill), client_id=ClientId("KIS"))
+        interval = dt.timedelta(seconds=self.config.rss_interval_secs)
+        self.clock.set_timer("live_bench_tick", interval, callback=self._on_tick)
+
+    def on_data(self, data) -> None:
+        now = time.time_ns()
+        seq = data.quantity
+        if self._latency:
+            self._recv_ns[seq] = now
+            self._init_ns[seq] = data.ts_init
+        seq %= self._modulo
+        if seq != self._next_seq:
+            if seq > self._next_seq:
+                self._gaps += seq - self._next_seq
+            else:
+                self._backwards += 1
+        self._next_seq = (seq + 1) % self._modulo
+        self.received += 1
+        self._last_recv_ns = now
+        if self.received == 1:
+            self._first_recv_ns = now
+            self._rss_first = rss_bytes()
+            if self._profiler is not None:
+                self._profiler.enable()
+        if self.received == self._expected:
+            self._rss_last = rss_bytes()
+            self._finish("all records received")
+
+    def _on_tick(self, _event: TimeEvent) -> None:
+        if self._done:
+            return
+        self._rss_samples.append((self.received, rss_bytes()))
+        now = time.monotonic()
+        count, since = self._progress_at
+        if self.received != count:
+            self._progress_at = (self.received, now)
+        elif self.received and now - since > self.config.idle_secs:
+            self._finish(f"no record for {self.config.idle_secs:g}s after {self.received:,}")
+        if now - self._started > self.config.max_secs:
+            self._finish(f"{self.config.max_secs:g}s deadline")
+
+    def _finish(self, reason: str) -> None:
+        if not self._done:
+            self._done = True
+            if self._profiler is not None:
+                self._profiler.disable()
+            self._stop_reason = reason
+            self.shutdown_system(f"benchmark: {reason}")
+
+    def on_stop(self) -> None:
+        out = Path(self.config.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if self._profiler is not None:
+            self._profiler.disable()
+            self._profiler.dump_stats(out / "client.prof")
+        if self._latency:
+            np.save(out / "recv_ns.npy", self._recv_ns)
+            np.save(out / "init_ns.npy", self._init_ns)
+        summary = {
+            "received": self.received,
+            "gaps": self._gaps,
+            "backwards": self._backwards,
+            "first_recv_ns": self._first_recv_ns,
+            "last_recv_ns": self._last_recv_ns,
+            "rss_first": self._rss_first,
+            "rss_last": self._rss_last or rss_bytes(),
+            "rss_samples": self._rss_samples,
+            "stop_reason": self._stop_reason,
+        }
+        (out / "summary.json").write_text(json.dumps(summary))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSummary:
+    """What the strategy wrote on stop."""
+
+    received: int
+    gaps: int
+    backwards: int
+    first_recv_ns: int
+    last_recv_ns: int
+    rss_first: int
+    rss_last: int
+    rss_samples: list[tuple[int, int]]
+    stop_reason: str
+
+    @classmethod
+    def read(cls, directory: Path) -> ClientSummary:
+        return cls(**json.loads((directory / "summary.json").read_text()))
