@@ -158,3 +158,57 @@ def simulator_thread(*args: Any, **kwargs: Any) -> Iterator[SimulatorThread]:
     """A `KISSimulator(*args, **kwargs)` served from a background thread for the block."""
     with SimulatorThread(KISSimulator(*args, **kwargs)) as runner:
         yield runner
+
+
+# -- appended for the reliability suite (test_faults, test_crash_safety, test_secrets) -------------
+
+
+def capture_lines(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of a capture (header, messages, events), as dicts, in file order."""
+    import json
+    import zlib
+
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        decompressor = zlib.decompressobj(wbits=31)
+        raw = decompressor.decompress(raw)  # a cut stream yields what was flushed before the cut
+    lines = []
+    for line in raw.split(b"\n"):
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue  # the half-written last line of a killed recorder
+    return lines
+
+
+def capture_events(path: Path, kind: str) -> list[dict[str, Any]]:
+    """The events of one kind (``gap``, ``open``, ...) in a capture."""
+    return [line for line in capture_lines(path) if line.get("event") == kind]
+
+
+def sent_by_connection(simulator: KISSimulator) -> list[list[tuple[int, str]]]:
+    """What the simulator sent, one ``[(ts, text), ...]`` list per connection, in accept order."""
+    return [list(conn.sent) for conn in simulator.connections]
+
+
+@contextlib.asynccontextmanager
+async def recording(
+    simulator: KISSimulator, out: Path, codes: Sequence[str] = ("A11612",), **overrides: Any
+) -> AsyncIterator[Any]:
+    """Run the `kis-adapter record` machinery (`Recorder`) against `simulator` for the block."""
+    from kis_adapter.commands.record import Recorder
+
+    recorder = Recorder(fast_config(simulator, **overrides), CREDENTIALS, list(codes), out)
+    task = asyncio.create_task(recorder.run(None))
+    try:
+        yield recorder
+    finally:
+        if not task.done():
+            recorder.request_stop("test finished")
+        await task
+
+
+async def wait_recorded_everything(simulator: KISSimulator, recorder: Any, timeout: float = 10.0) -> None:
+    """Wait until the recorder's session received as many messages as the simulator sent in total."""
+    total = sum(len(conn.sent) for conn in simulator.connections)
+    await recorder.session.stats.wait_for(lambda: recorder.session.stats.messages >= total, timeout)

@@ -1,7 +1,8 @@
 """
 Connect to KIS, subscribe H0ZFANC0 for the codes, and write every received message (acks and
 PINGPONG included) to gzip captures in DIR, one file per KST trading day, until SIGINT/SIGTERM or
---duration. Reconnects show in the capture as close/open events. Credentials come from KIS_APP_KEY
+--duration. A reconnect shows in the capture as close/open events plus one ``gap`` event whose
+``start``/``end`` bound the time nothing could be received. Credentials come from KIS_APP_KEY
 and KIS_APP_SECRET (environment or .env); they and the approval key are never written.
 """
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from kis_adapter.session import SessionConfig
     from kis_adapter.session import SessionEvent
 
+# The writer flushes when FLUSH_PERIOD_SECS have passed, checked on every write and every
+# FLUSH_PERIOD_SECS by a timer: a kill -9 loses at most ~2 * FLUSH_PERIOD_SECS of data.
 FLUSH_PERIOD_SECS: Final = 0.5
 MAX_CODES: Final = 41
 log = logging.getLogger("kis_adapter.record")
@@ -108,13 +111,19 @@ class Recorder:
         self.codes = codes
         self.redactor = Redactor([credentials.app_key, credentials.app_secret])
         self.writer: CaptureWriter = CaptureWriter(
-            out, header={"tr_ids": [H0ZFANC0], "codes": codes}, redactor=self.redactor
+            out,
+            header={"tr_ids": [H0ZFANC0], "codes": codes},
+            redactor=self.redactor,
+            flush_interval_secs=FLUSH_PERIOD_SECS,
         )
         self.session: KISSession = KISSession(config, credentials, self._on_message, self._on_event)
         for code in codes:
             self.session.subscribe(H0ZFANC0, code)
         self.events_written = 0
+        self.gaps = 0
         self.stop_reason = ""
+        self._last_message_ts: int | None = None  # on the current connection
+        self._gap: tuple[int, str] | None = None  # (start, reason) of an outage not yet closed
         self._error: Exception | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -133,9 +142,17 @@ class Recorder:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, *self._tasks, return_exceptions=True)
-            self.writer.close()
+            self._close_writer()
         if self._error is not None:
             raise self._error
+
+    def _close_writer(self) -> None:
+        """Close the capture; after a write failure, a second failure on close adds nothing."""
+        if self._error is None:
+            self.writer.close()
+            return
+        with contextlib.suppress(Exception):
+            self.writer.close()
 
     def request_stop(self, reason: str) -> None:
         """Ask the session to stop (from a signal handler, a timer or the sink)."""
@@ -147,6 +164,7 @@ class Recorder:
         task.add_done_callback(self._tasks.discard)
 
     def _on_message(self, ts: int, message: str | bytes) -> None:
+        self._last_message_ts = ts
         if self._error is not None:
             return
         try:
@@ -163,8 +181,29 @@ class Recorder:
         try:
             self.writer.write_event(event.ts, event.kind, **event.detail)
             self.events_written += 1
+            self._track_gap(event)
         except Exception as exc:
             self._fail(exc)
+
+    def _track_gap(self, event: SessionEvent) -> None:
+        """
+        After a drop, write ``{"event": "gap", "start", "end", "reason"}`` when a connection is back.
+
+        `start` is the receive time of the last message of the lost connection (its close time if it
+        carried none): anything KIS sent after it and before `end`, the re-open, was not received.
+        """
+        if event.kind == "close" and self._gap is None and not self.stop_reason:
+            start = self._last_message_ts if self._last_message_ts is not None else event.ts
+            self._gap = (start, str(event.detail.get("reason", "")))
+        elif event.kind == "open":
+            self._last_message_ts = None
+            if self._gap is not None:
+                start, reason = self._gap
+                self._gap = None
+                self.writer.write_event(event.ts, "gap", start=start, end=event.ts, reason=reason)
+                self.events_written += 1
+                self.gaps += 1
+                log.warning("Capture gap of %.3fs (%s)", (event.ts - start) / 1e9, reason)
 
     def _fail(self, exc: Exception) -> None:
         self._error = exc
@@ -186,10 +225,11 @@ class Recorder:
     def print_summary(self) -> None:
         stats = self.session.stats
         paths = self.writer.paths
+        gaps = f"{self.gaps} gap{'s' if self.gaps != 1 else ''}"
+        files = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
         print(
             f"Recorded {self.writer.messages_written:,} messages and {self.events_written:,} events "
-            f"({stats.reconnects} reconnects) to {len(paths)} file{'s' if len(paths) != 1 else ''}"
-            + (":" if paths else "")
+            f"({stats.reconnects} reconnects, {gaps}) to {files}" + (":" if paths else "")
         )
         for path in paths:
             print(f"  {path}")
