@@ -212,3 +212,11 @@ async def wait_recorded_everything(simulator: KISSimulator, recorder: Any, timeo
     """Wait until the recorder's session received as many messages as the simulator sent in total."""
     total = sum(len(conn.sent) for conn in simulator.connections)
     await recorder.session.stats.wait_for(lambda: recorder.session.stats.messages >= total, timeout)
+
+
+def build_pingpong_now() -> str:
+    """A PINGPONG as KIS sends it, stamped with the current KST time."""
+    from kis_adapter.protocol import build_pingpong
+
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).strftime("%Y%m%d%H%M%S")
+    return build_pingpong(now)

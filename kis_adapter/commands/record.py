@@ -206,6 +206,8 @@ class Recorder:
                 log.warning("Capture gap of %.3fs (%s)", (event.ts - start) / 1e9, reason)
 
     def _fail(self, exc: Exception) -> None:
+        if self._error is None:
+            log.error("Capture write failed: %s", exc)
         self._error = exc
         self.request_stop(f"capture write failed: {exc}")
 
@@ -229,7 +231,9 @@ class Recorder:
         files = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
         print(
             f"Recorded {self.writer.messages_written:,} messages and {self.events_written:,} events "
-            f"({stats.reconnects} reconnects, {gaps}) to {files}" + (":" if paths else "")
+            f"({stats.reconnects} reconnects, {gaps}) to {files}"
+            + (" (the last writes may be lost: writing failed)" if self._error is not None else "")
+            + (":" if paths else "")
         )
         for path in paths:
             print(f"  {path}")
