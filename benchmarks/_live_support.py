@@ -35,6 +35,7 @@ from kis_adapter.types import KISExpectedFill
 CODES: Final = tuple(f"A{10 + i:02d}612" for i in range(41))  # 41: the KIS per-session cap
 START_TS: Final = 1_795_477_200_000_000_000  # 2026-11-24 08:40:00 KST, the opening call
 QUANTITY_FIELD: Final = 7  # ANTC_CNQN: where the sequence number travels
+ALL_RECEIVED: Final = "all records received"  # the strategy's stop reason when nothing was lost
 _PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -229,7 +230,7 @@ class LiveBenchStrategy(Strategy):
                 self._profiler.enable()
         if self.received == self._expected:
             self._rss_last = rss_bytes()
-            self._finish("all records received")
+            self._finish(ALL_RECEIVED)
 
     def _on_tick(self, _event: TimeEvent) -> None:
         if self._done:
