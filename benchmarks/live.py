@@ -3,7 +3,7 @@ Live path end to end: simulator → WebSocket → KISSession → KISDataClient �
 
 Usage::
 
-    .venv/bin/python benchmarks/live.py            # about 2 min on 2 cores
+    .venv/bin/python benchmarks/live.py            # about 2.5 min on 2 cores
     .venv/bin/python benchmarks/live.py --quick    # about 30 s: shorter runs, 200k-record memory run
     .venv/bin/python benchmarks/live.py --profile  # + cProfile of the client on the max-rate mix run
     .venv/bin/python benchmarks/live.py --in-process   # client in this process (GIL shared; see below)
