@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from typing import Final
 
 from kis_adapter.errors import ConfigError
+from kis_adapter.errors import KISError
 
 if TYPE_CHECKING:
     from kis_adapter.capture import CaptureWriter
@@ -144,7 +145,9 @@ class Recorder:
             await asyncio.gather(*helpers, *self._tasks, return_exceptions=True)
             self._close_writer()
         if self._error is not None:
-            raise self._error
+            # A write that fails mid-run (disk full, ...) is a runtime failure (exit 1); a directory
+            # that cannot be used at all fails earlier, in the constructor, as a CaptureError (exit 2).
+            raise KISError(f"recording stopped: {self._error}") from None
 
     def _close_writer(self) -> None:
         """Close the capture; after a write failure, a second failure on close adds nothing."""
