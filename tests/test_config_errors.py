@@ -190,7 +190,15 @@ def test_invalid_value_in_dotenv_file_is_one_line_exit_2(
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("--stall-timeout", "-1"), ("--duration", "0"), ("--stall-timeout", "x")]
+    ("option", "value"),
+    [
+        ("--stall-timeout", "-1"),
+        ("--duration", "0"),
+        ("--stall-timeout", "x"),
+        ("--ws-url", "http://x"),
+        ("--rest-url", "ws://x"),
+        ("--rest-url", "https://"),
+    ],
 )
 def test_record_invalid_option_value_is_one_usage_line_exit_2(
     option: str, value: str, env: Path, capsys: pytest.CaptureFixture[str]

@@ -49,10 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop after S seconds (default: run until stopped)",
     )
     parser.add_argument(
-        "--ws-url", metavar="URL", help="WebSocket URL (default: KIS_WS_URL or the KIS real URL)"
+        "--ws-url",
+        type=_url("ws://", "wss://"),
+        metavar="URL",
+        help="WebSocket URL (default: KIS_WS_URL or the KIS real URL)",
     )
     parser.add_argument(
         "--rest-url",
+        type=_url("http://", "https://"),
         metavar="URL",
         help="REST URL for the approval key (default: KIS_REST_URL or the KIS URL)",
     )
@@ -276,3 +280,15 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
     return value
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    """An argparse type: a URL with one of `schemes`, so the error names the option, not KIS_*_URL."""
+
+    def check(text: str) -> str:
+        scheme = next((scheme for scheme in schemes if text.startswith(scheme)), None)
+        if scheme is None or text == scheme or any(char.isspace() for char in text):
+            raise argparse.ArgumentTypeError(f"must start with {' or '.join(schemes)}: {text!r}")
+        return text
+
+    return check
