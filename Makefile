@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean venv
+.PHONY: demo test lint format bench clean venv fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || bash scripts/make-venv.sh $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# atheris (coverage-guided fuzzing) when it installs on this platform; its test skips otherwise
+	$(PY) -m pip install --quiet -e '.[dev,fuzz]' || echo "atheris not installable here: the atheris test will skip"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -30,6 +32,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/decode.py --big
 	$(PY) benchmarks/backtest.py
 	$(PY) benchmarks/live.py
+
+fuzz: $(STAMP)
+	rm -rf out/fuzz-corpus && mkdir -p out && cp -r fuzz/corpus out/fuzz-corpus
+	$(PY) fuzz/fuzz_decoder.py -max_len=4096 -max_total_time=300 -artifact_prefix=out/ out/fuzz-corpus
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
