@@ -24,6 +24,7 @@ import json
 import os
 import re
 import socket
+import tempfile
 import time
 import zlib
 from collections import Counter
@@ -273,8 +274,12 @@ class CaptureWriter:
             raise CaptureError(
                 f"cannot create capture directory {self.directory}: {exc.strerror or exc}"
             ) from None
-        if not os.access(self.directory, os.W_OK):
-            raise CaptureError(f"capture directory is not writable: {self.directory}")
+        try:  # a real write, not os.access(): root passes access() on read-only filesystems
+            tempfile.TemporaryFile(dir=self.directory).close()
+        except OSError as exc:
+            raise CaptureError(
+                f"capture directory is not writable: {self.directory} ({exc.strerror or exc})"
+            ) from None
 
     @property
     def path(self) -> Path | None:

@@ -154,20 +154,35 @@ def test_output_under_a_regular_file_is_one_error_line_and_exit_2(
     assert connections == 0  # found before connecting to KIS
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions; see the regular-file case")
+def _read_only_directory(tmp_path: Path) -> Path:
+    """A directory the recorder cannot write into: 0o500 for a normal user; for root (who ignores
+    permissions) a directory of the read-only sysfs."""
+    if os.geteuid() != 0:
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o500)
+        return out
+    sysfs = Path("/sys")
+    if not sysfs.is_dir():
+        pytest.fail("running as root without /sys: no read-only directory to test with")
+    return sysfs
+
+
 def test_read_only_directory_is_one_error_line_and_exit_2(env: dict[str, str], tmp_path: Path) -> None:
-    """--out a 0o500 directory: one 'Error:' line naming it, exit 2."""
-    out = tmp_path / "ro"
-    out.mkdir()
-    out.chmod(0o500)
+    """--out a directory that cannot be written: one 'Error:' line naming it, exit 2, before connecting."""
+    out = _read_only_directory(tmp_path)
     try:
         with simulator_thread([], pingpong_interval_secs=None) as sim:
             proc = _start_recorder(sim, out, env, tmp_path)
             _, stderr = proc.communicate(timeout=30)
+            connections = sim.simulator.stats.connections
     finally:
-        out.chmod(0o700)
+        if out.is_relative_to(tmp_path):
+            out.chmod(0o700)
     assert proc.returncode == 2
-    assert len(_error_lines(stderr)) == 1 and str(out) in stderr and "Traceback" not in stderr
+    assert len(_error_lines(stderr)) == 1 and f"not writable: {out}" in stderr and "Traceback" not in stderr
+    assert connections == 0
+    assert not list(out.glob("kis-*.jsonl*"))
 
 
 def _small_file_limit() -> None:
