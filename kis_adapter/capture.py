@@ -24,7 +24,6 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 import zlib
 from collections import Counter
@@ -39,6 +38,7 @@ from typing import Final
 import msgspec
 
 from kis_adapter.errors import CaptureError
+from kis_adapter.paths import writable_directory_problem
 from kis_adapter.protocol.values import DAY_NS
 from kis_adapter.protocol.values import KST_OFFSET_NS
 from kis_adapter.protocol.values import kst_date
@@ -268,18 +268,9 @@ class CaptureWriter:
         self._last_flush = clock()
         self.paths: list[Path] = []
         self.messages_written = 0
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CaptureError(
-                f"cannot create capture directory {self.directory}: {exc.strerror or exc}"
-            ) from None
-        try:  # a real write, not os.access(): root passes access() on read-only filesystems
-            tempfile.TemporaryFile(dir=self.directory).close()
-        except OSError as exc:
-            raise CaptureError(
-                f"capture directory is not writable: {self.directory} ({exc.strerror or exc})"
-            ) from None
+        problem = writable_directory_problem(self.directory, "capture")
+        if problem:
+            raise CaptureError(problem)
 
     @property
     def path(self) -> Path | None:

@@ -32,6 +32,7 @@ from kis_adapter.capture import CaptureReader
 from kis_adapter.constants import KRX_VENUE_NAME
 from kis_adapter.errors import CaptureError
 from kis_adapter.errors import ConfigError
+from kis_adapter.paths import writable_directory_problem
 from kis_adapter.protocol import H0ZFANC0
 from kis_adapter.protocol import Decoder
 from kis_adapter.protocol import DecodeStats
@@ -141,7 +142,9 @@ def convert_captures(
         CaptureReader(path).close()  # validate up front: one-line error, nothing half-written
         unique.setdefault(path.resolve(), path)
 
-    _ensure_catalog_dir(Path(catalog_path))
+    problem = writable_directory_problem(Path(catalog_path), "catalog")
+    if problem:  # a usage error, found before any decoding
+        raise ConfigError(problem)
     report = ConvertReport()
     decoder = Decoder(tr_ids=frozenset({H0ZFANC0}))
     catalog = ParquetDataCatalog(str(catalog_path))
@@ -170,18 +173,6 @@ def convert_captures(
         _write_chunks(acc, catalog, report)
     report.decode = decoder.stats
     return report
-
-
-def _ensure_catalog_dir(path: Path) -> None:
-    """A catalog that cannot be a directory is a usage error, found before any decoding."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConfigError(f"catalog path is not a directory: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot create catalog directory {path}: {exc.strerror or exc}") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"catalog directory is not writable: {path}")
 
 
 def _write_chunks(acc: _Accumulator, catalog: ParquetDataCatalog, report: ConvertReport) -> None:
