@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # The writer flushes when FLUSH_PERIOD_SECS have passed, checked on every write and every
 # FLUSH_PERIOD_SECS by a timer: a kill -9 loses at most ~2 * FLUSH_PERIOD_SECS of data.
 FLUSH_PERIOD_SECS: Final = 0.5
+STATS_PERIOD_SECS: Final = 30.0
 MAX_CODES: Final = 41
 log = logging.getLogger("kis_adapter.record")
 
@@ -110,6 +111,7 @@ class Recorder:
     def __init__(self, config: SessionConfig, credentials: Credentials, codes: list[str], out: Path) -> None:
         from kis_adapter.capture import CaptureWriter
         from kis_adapter.capture import Redactor
+        from kis_adapter.protocol import Decoder
         from kis_adapter.protocol.schemas import H0ZFANC0
         from kis_adapter.session import KISSession
 
@@ -124,6 +126,8 @@ class Recorder:
         self.session: KISSession = KISSession(config, credentials, self._on_message, self._on_event)
         for code in codes:
             self.session.subscribe(H0ZFANC0, code)
+        # Decoding here is for monitoring only (records/s, skips by reason): the capture stays raw.
+        self.decoder = Decoder()
         self.events_written = 0
         self.gaps = 0
         self.stop_reason = ""
@@ -136,7 +140,10 @@ class Recorder:
         """Record until stopped, `duration` elapsed or a fatal error; the file is always closed."""
         loop = asyncio.get_running_loop()
         signals = _install_signal_handlers(loop, self.request_stop)
-        helpers = [asyncio.create_task(self._flush_periodically())]
+        helpers = [
+            asyncio.create_task(self._flush_periodically()),
+            asyncio.create_task(self._log_stats_periodically()),
+        ]
         if duration is not None:
             helpers.append(asyncio.create_task(self._stop_after(duration)))
         try:
@@ -178,6 +185,8 @@ class Recorder:
             self.writer.write_message(ts, message)
         except Exception as exc:  # disk full, ...: stop cleanly rather than lose data silently
             self._fail(exc)
+            return
+        self.decoder.decode(ts, message)  # never raises
 
     def _on_event(self, event: SessionEvent) -> None:
         if event.kind == "open":  # a new approval key may be in use from here on
@@ -227,6 +236,24 @@ class Recorder:
                 self._fail(exc)
                 return
 
+    def decode_summary(self) -> str:
+        stats = self.decoder.stats
+        skipped = ", ".join(f"{reason}={n:,}" for reason, n in sorted(stats.skipped.items())) or "none"
+        return f"{stats.records:,} records decoded, skipped: {skipped}"
+
+    async def _log_stats_periodically(self) -> None:
+        previous = 0
+        while True:
+            await asyncio.sleep(STATS_PERIOD_SECS)
+            records = self.decoder.stats.records
+            log.info(
+                "Capture: %s messages written, %.1f records/s; %s",
+                f"{self.writer.messages_written:,}",
+                (records - previous) / STATS_PERIOD_SECS,
+                self.decode_summary(),
+            )
+            previous = records
+
     async def _stop_after(self, duration: float) -> None:
         await asyncio.sleep(duration)
         self.request_stop(f"--duration {duration:g}s elapsed")
@@ -244,6 +271,7 @@ class Recorder:
         )
         for path in paths:
             print(f"  {path}")
+        print(f"Monitoring decode: {self.decode_summary()}")
         sys.stdout.flush()
 
 
