@@ -287,7 +287,16 @@ class KISSimulator:
     # -- FAULT INJECTION --------------------------------------------------------------------------
 
     async def abort_connections(self) -> int:
-        """Drop every connection at the TCP level (no close frame); return how many."""
+        """
+        Drop every connection at the TCP level (no close frame); return how many.
+
+        Waits (up to a second) for what was already sent to leave the process first, so that the
+        `sent` lists stay what the peer could receive: only frames due after the abort are lost.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        while loop.time() < deadline and any(c.ws.transport.get_write_buffer_size() for c in self._active):
+            await asyncio.sleep(0.001)
         aborted = 0
         for conn in list(self._active):
             self._release(conn)
