@@ -39,7 +39,11 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     ws_ping_interval_secs : PositiveFloat, optional
         Client WebSocket ping interval; None (default) = off, KIS's PINGPONG keeps the session alive.
     stats_interval_secs : PositiveFloat, default 30.0
-        Interval of the INFO stats line (records/s, reconnects, last message age, skips).
+        Interval of the INFO stats line (records/s, reconnects, last message age, lag, skips).
+    lag_warning_secs : PositiveFloat, optional, default 5.0
+        The stats line becomes a WARNING when a record arrived more than this long after its exchange
+        time (``ts_init - ts_event``; HHMMSS has 1 s resolution): the client or the link is falling
+        behind. None turns the warning off.
     shutdown_on_fatal : bool, default True
         Shut the node down when KIS refuses for good (app key in use, credentials rejected, cap).
 
@@ -55,4 +59,5 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     max_reconnect_attempts: PositiveInt | None = None
     ws_ping_interval_secs: PositiveFloat | None = None
     stats_interval_secs: PositiveFloat = 30.0
+    lag_warning_secs: PositiveFloat | None = 5.0
     shutdown_on_fatal: bool = True

@@ -91,6 +91,7 @@ class KISDataClient(LiveMarketDataClient):
         self._stats_task: asyncio.Task | None = None
         self._wanted: Counter[str] = Counter()  # code -> strategy subscriptions
         self._stats_records = 0
+        self._max_lag_ns = 0  # worst ts_init - ts_event since the last stats line
         self._stopping = asyncio.Event()
         self.fatal_error: KISError | None = None
 
@@ -166,10 +167,15 @@ class KISDataClient(LiveMarketDataClient):
         except Exception as exc:  # the parser never raises by contract; guard the feed anyway
             self._log.error(f"Dropped a message the parser could not handle: {type(exc).__name__}")
             return
+        if not objects:
+            return
         data_type = self._data_type
         handle = self._handle_data
         for obj in objects:
             handle(CustomData(data_type, obj))
+        lag = ts_recv - objects[-1].ts_event
+        if lag > self._max_lag_ns:
+            self._max_lag_ns = lag
 
     def _handle_session_event(self, event: SessionEvent) -> None:
         detail = " ".join(f"{key}={value}" for key, value in event.detail.items())
@@ -195,11 +201,17 @@ class KISDataClient(LiveMarketDataClient):
         reconnects = session.stats.reconnects if session is not None else 0
         age = session.stats.last_message_age() if session is not None else None
         age_text = f"{age:.1f}s" if age is not None else "n/a"
+        lag_secs, self._max_lag_ns = self._max_lag_ns / 1e9, 0
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"
-        self._log.info(
+        line = (
             f"Stats: {H0ZFANC0} records={records:,} ({rate}), reconnects={reconnects}, "
-            f"last message {age_text} ago, skipped: {skipped}",
+            f"last message {age_text} ago, max lag {lag_secs:.1f}s, skipped: {skipped}"
         )
+        threshold = self._config.lag_warning_secs
+        if threshold is not None and lag_secs > threshold:
+            self._log.warning(f"{line} (records arrive more than {threshold:g}s after their exchange time)")
+        else:
+            self._log.info(line)
 
     # -- SUBSCRIPTIONS ----------------------------------------------------------------------------
 

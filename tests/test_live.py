@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,83 @@ def test_live_subprocess_with_sigterm_stops_cleanly_and_exits_0(tmp_path):
     assert process.returncode == 0, err
     assert "Node stopped" in err
     assert len(read_received(out)) >= 50
+
+
+def _live_stdout(sim, tmp_path: Path, frames_total: int, **client: object) -> str:
+    out = tmp_path / "received.jsonl"
+    config = write_node_config(sim, tmp_path / "live.json", [recorder(out, frames_total)], **client)
+    live = json.loads(config.read_text())
+    live["logging"] = {"log_level": "INFO", "log_colors": False}
+    config.write_text(json.dumps(live))
+    env = {
+        **os.environ,
+        "KIS_APP_KEY": APP_KEY,
+        "KIS_APP_SECRET": APP_SECRET,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _frames_stamped(count: int, interval_ms: float, behind_secs: int = 0) -> list[tuple[int, str]]:
+    """Frames whose HHMMSS is the current KST time minus `behind_secs` (0: a live KIS feed)."""
+    from kis_adapter.protocol import build_data_frame
+
+    start = time.time_ns()
+    frames = []
+    for i in range(count):
+        ts = start + int(i * interval_ms * 1e6)
+        kst = (ts // 10**9 - behind_secs + 9 * 3600) % 86_400
+        hhmmss = f"{kst // 3600:02d}{kst // 60 % 60:02d}{kst % 60:02d}"
+        frames.append(
+            (
+                ts,
+                build_data_frame(
+                    "H0ZFANC0", [["A11612", hhmmss, "75000", "-100", "5", "-0.13", "311", str(i)]]
+                ),
+            )
+        )
+    return frames
+
+
+def test_live_stats_line_warns_when_records_arrive_late(tmp_path):
+    """Records stamped 3 hours before they arrive: the stats line is a WARNING naming the lag."""
+    # Arrange
+    frames = _frames_stamped(30, 40.0, behind_secs=3 * 3600)
+    with simulator_thread(frames, pingpong_interval_secs=None, autostart_replay=False) as sim:
+        replay_when_subscribed(sim, 1)
+
+        # Act
+        stdout = _live_stdout(sim, tmp_path, 30, codes=["A11612"], stats_interval_secs=0.3)
+
+    # Assert
+    lines = [line for line in stdout.splitlines() if "Stats: H0ZFANC0" in line]
+    assert lines and all("max lag" in line for line in lines)
+    assert any(
+        "[WARN]" in line and "max lag 108" in line and "after their exchange time" in line for line in lines
+    )
+
+
+def test_live_stats_line_is_info_when_records_are_on_time(tmp_path):
+    """Records stamped with the current KST time: INFO stats lines, no lag warning."""
+    # Arrange
+    with simulator_thread(
+        _frames_stamped(30, 40.0), pingpong_interval_secs=None, autostart_replay=False
+    ) as sim:
+        replay_when_subscribed(sim, 1)
+
+        # Act
+        stdout = _live_stdout(sim, tmp_path, 30, codes=["A11612"], stats_interval_secs=0.3)
+
+    # Assert
+    lines = [line for line in stdout.splitlines() if "Stats: H0ZFANC0" in line]
+    assert lines and all("[INFO]" in line for line in lines)
+    assert any("records=30" in line for line in lines)
