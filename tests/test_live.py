@@ -285,14 +285,15 @@ def test_live_stats_line_warns_when_records_arrive_late(tmp_path):
 
 def test_live_stats_line_is_info_when_records_are_on_time(tmp_path):
     """Records stamped with the current KST time: INFO stats lines, no lag warning."""
-    # Arrange
-    with simulator_thread(
-        _frames_stamped(30, 40.0), pingpong_interval_secs=None, autostart_replay=False
-    ) as sim:
+    # Arrange (frames are stamped when built, seconds before the node has started: a 60 s threshold)
+    frames = _frames_stamped(30, 40.0)
+    with simulator_thread(frames, pingpong_interval_secs=None, autostart_replay=False) as sim:
         replay_when_subscribed(sim, 1)
 
         # Act
-        stdout = _live_stdout(sim, tmp_path, 30, codes=["A11612"], stats_interval_secs=0.3)
+        stdout = _live_stdout(
+            sim, tmp_path, 30, codes=["A11612"], stats_interval_secs=0.3, lag_warning_secs=60.0
+        )
 
     # Assert
     lines = [line for line in stdout.splitlines() if "Stats: H0ZFANC0" in line]
