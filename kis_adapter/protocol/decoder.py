@@ -18,6 +18,7 @@ from kis_adapter.protocol.control import PingPong
 from kis_adapter.protocol.control import parse_control
 from kis_adapter.protocol.frames import FrameError
 from kis_adapter.protocol.frames import SkipReason
+from kis_adapter.protocol.frames import parse_count
 from kis_adapter.protocol.frames import split_records
 from kis_adapter.protocol.rows import ROW_DECODERS
 from kis_adapter.protocol.rows import RowDecoder
@@ -114,7 +115,7 @@ class Decoder:
         return Decoded(control=control)
 
     def _decode_data(self, ts_recv: int, message: str) -> Decoded:
-        # Hot path: the header is split here rather than through `parse_data_frame` (same rules).
+        # Hot path: `parse_data_frame` inlined (no DataFrame object), with the same rules.
         parts = message.split("|", 3)
         if len(parts) != 4 or not parts[1]:
             self.skip(SkipReason.BAD_HEADER)
@@ -122,10 +123,11 @@ class Decoder:
         flag, tr_id, count_text, payload = parts
         count = self._counts.get(count_text)
         if count is None:
-            if not (count_text.isascii() and count_text.isdigit()) or int(count_text) == 0:
-                self.skip(SkipReason.BAD_COUNT)
+            try:
+                count = parse_count(count_text)
+            except FrameError as exc:
+                self.skip(exc.reason)
                 return NOTHING
-            count = int(count_text)
         if flag == "1":
             # Only notice TRs are encrypted in practice; their key arrives in the ack. Report, don't guess.
             self.skip(SkipReason.ENCRYPTED)

@@ -73,12 +73,17 @@ def parse_data_frame(text: str) -> DataFrame:
     if len(parts) != 4 or parts[0] not in ("0", "1") or not parts[1]:
         raise FrameError(SkipReason.BAD_HEADER, repr(text[:40]))
     flag, tr_id, count_text, payload = parts
-    if not (count_text.isascii() and count_text.isdigit()):
-        raise FrameError(SkipReason.BAD_COUNT, repr(count_text[:10]))
-    count = int(count_text)
+    return DataFrame(flag == "1", tr_id, parse_count(count_text), payload)
+
+
+def parse_count(text: str) -> int:
+    """The ``NNN`` record count of a data frame: ASCII digits, at least 1."""
+    if not (text.isascii() and text.isdigit()):
+        raise FrameError(SkipReason.BAD_COUNT, repr(text[:10]))
+    count = int(text)
     if count == 0:
         raise FrameError(SkipReason.BAD_COUNT, "count is 0")
-    return DataFrame(flag == "1", tr_id, count, payload)
+    return count
 
 
 def split_records(payload: str, count: int, min_fields: int) -> tuple[int, list[list[str]]]:
