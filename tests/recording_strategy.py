@@ -21,6 +21,7 @@ class RecordingStrategyConfig(StrategyConfig, frozen=True):
     output_path: str | None = None  # on stop, write every record received as JSON lines
     max_secs: float | None = None  # shut the node down after this long, whatever arrived (no hung tests)
     fail_on_stop: bool = False  # raise in on_stop (a buggy user strategy)
+    unsubscribe_after: int | None = None  # unsubscribe (every subscription) once this many arrived
 
 
 class RecordingStrategy(Strategy):
@@ -35,12 +36,9 @@ class RecordingStrategy(Strategy):
                 self.clock.timestamp_ns() + int(self.config.max_secs * 1e9),
                 lambda _: self.shutdown_system("recording strategy deadline reached"),
             )
-        ids = self.config.instrument_ids or [None]
-        for iid in ids:
+        for iid in self._subscriptions():
             self.subscribe_data(
-                DataType(KISExpectedFill),
-                client_id=ClientId(self.config.client_id),
-                instrument_id=InstrumentId.from_str(iid) if iid else None,
+                DataType(KISExpectedFill), client_id=ClientId(self.config.client_id), instrument_id=iid
             )
 
     def on_stop(self) -> None:
@@ -53,8 +51,18 @@ class RecordingStrategy(Strategy):
                 for obj in self.received:
                     file.write(json.dumps(obj.to_dict()) + "\n")
 
+    def _subscriptions(self) -> list[InstrumentId | None]:
+        return [InstrumentId.from_str(iid) for iid in self.config.instrument_ids or []] or [None]
+
     def on_data(self, data) -> None:
         if isinstance(data, KISExpectedFill):
             self.received.append(data)
+            if len(self.received) == self.config.unsubscribe_after:
+                for iid in self._subscriptions():
+                    self.unsubscribe_data(
+                        DataType(KISExpectedFill),
+                        client_id=ClientId(self.config.client_id),
+                        instrument_id=iid,
+                    )
             if self.config.stop_after is not None and len(self.received) == self.config.stop_after:
                 self.shutdown_system(f"received {len(self.received)} records")

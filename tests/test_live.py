@@ -299,3 +299,28 @@ def test_live_stats_line_is_info_when_records_are_on_time(tmp_path):
     lines = [line for line in stdout.splitlines() if "Stats: H0ZFANC0" in line]
     assert lines and all("[INFO]" in line for line in lines)
     assert any("records=30" in line for line in lines)
+
+
+def test_live_strategy_unsubscribing_an_instrument_unregisters_it_at_kis(credentials, tmp_path):
+    """unsubscribe_data for an instrument → the client sends KIS an unsubscribe (tr_type 2) for its code."""
+    # Arrange
+    out = tmp_path / "received.jsonl"
+    entry = recorder(out, 10**9, ["A50612.KRX"], max_secs=3.0)
+    entry["config"]["unsubscribe_after"] = 5
+    frames = make_frames(CODES, count=3000, interval_ms=1.0)
+    with simulator_thread(frames, pingpong_interval_secs=None) as sim:
+        config = write_node_config(sim, tmp_path / "live.json", [entry], codes=[])
+
+        # Act
+        code = main(["live", "--config", str(config)])
+        requests = [
+            parse_subscription(text)
+            for conn in sim.simulator.connections
+            for _, text in conn.received
+            if isinstance(text, str) and "tr_type" in text
+        ]
+
+    # Assert
+    assert code == 0
+    assert [(r.tr_key, r.tr_type) for r in requests] == [("A50612", "1"), ("A50612", "2")]
+    assert 5 <= len(read_received(out)) < 100  # the flow stopped after the unsubscribe (1,000 otherwise)
