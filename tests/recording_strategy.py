@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -28,13 +29,18 @@ class RecordingStrategy(Strategy):
     def __init__(self, config: RecordingStrategyConfig) -> None:
         super().__init__(config)
         self.received: list[KISExpectedFill] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def on_start(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()  # live
+        except RuntimeError:
+            self._loop = None  # backtest
         if self.config.max_secs is not None:
             self.clock.set_time_alert_ns(
                 "recording_strategy_deadline",
                 self.clock.timestamp_ns() + int(self.config.max_secs * 1e9),
-                lambda _: self.shutdown_system("recording strategy deadline reached"),
+                self._on_deadline,
             )
         for iid in self._subscriptions():
             self.subscribe_data(
@@ -50,6 +56,13 @@ class RecordingStrategy(Strategy):
             with path.open("w", encoding="utf-8") as file:
                 for obj in self.received:
                     file.write(json.dumps(obj.to_dict()) + "\n")
+
+    def _on_deadline(self, _event) -> None:
+        # Live timer callbacks run on the clock's thread: hop onto the node's loop to shut down.
+        if self._loop is None:
+            self.shutdown_system("recording strategy deadline reached")
+        else:
+            self._loop.call_soon_threadsafe(self.shutdown_system, "recording strategy deadline reached")
 
     def _subscriptions(self) -> list[InstrumentId | None]:
         return [InstrumentId.from_str(iid) for iid in self.config.instrument_ids or []] or [None]

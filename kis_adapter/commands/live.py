@@ -75,7 +75,10 @@ class StopGuard:
         self.forced: str | None = None
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._loop.add_signal_handler(sig, self._on_signal, sig)
-        node.kernel.msgbus.subscribe("commands.system.shutdown", lambda _: self._arm())
+        # A ShutdownSystem may be published from a timer's thread: arm on the loop, thread-safely.
+        node.kernel.msgbus.subscribe(
+            "commands.system.shutdown", lambda _: self._loop.call_soon_threadsafe(self._arm)
+        )
 
     def _arm(self) -> None:
         if self._deadline is None:
