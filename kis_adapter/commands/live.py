@@ -101,6 +101,17 @@ class StopGuard:
             task.cancel()
 
 
+def _close_sessions(loop: asyncio.AbstractEventLoop, clients: list) -> None:
+    """After a forced stop, still close the KIS WebSocket cleanly: a session left half-open can make
+    KIS answer the next start with OPSP8996 (app key already in use)."""
+    for client in clients:
+        if client.session is not None and client.session.connected:
+            try:
+                loop.run_until_complete(asyncio.wait_for(client.session.stop(), 3.0))
+            except Exception as exc:  # best effort on the way out; the process exit closes the socket anyway
+                print(f"Could not close the KIS session cleanly: {type(exc).__name__}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from nautilus_trader.live.node import TradingNode
 
@@ -122,10 +133,12 @@ def run(args: argparse.Namespace) -> int:
         node.run()
     finally:
         # Read-only access to the engine's clients: the only way to learn why a client shut the node down.
-        clients = list(node.kernel.data_engine._clients.values())
+        clients = [c for c in node.kernel.data_engine._clients.values() if isinstance(c, KISDataClient)]
+        if guard.forced:
+            _close_sessions(loop, clients)
         node.dispose()
     for client in clients:
-        if isinstance(client, KISDataClient) and client.fatal_error is not None:
+        if client.fatal_error is not None:
             raise SessionError(str(client.fatal_error))
     if guard.forced:
         raise KISError(f"the node did not stop cleanly ({guard.forced}); forced exit")
