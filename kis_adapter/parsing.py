@@ -1,7 +1,9 @@
 """
-Protocol rows → Nautilus objects: the one mapping shared by the live client and capture conversion.
+Protocol rows → Nautilus objects, for the live client (and anyone decoding a capture to objects).
 
-Adding a TR is one `ROW_MAPPERS` entry here (plus its schema and row decoder in `protocol/`).
+Capture conversion shares the decoder and its rows but writes them as columns (`catalog.py`), never
+building objects. Adding a TR is one `ROW_MAPPERS` entry here (plus its schema and row decoder in
+`protocol/`).
 """
 
 from __future__ import annotations
