@@ -197,32 +197,28 @@ def _write_chunks(acc: _Accumulator, catalog: ParquetDataCatalog, report: Conver
             pick = {name: values[mask][order] for name, values in arrays.items()}
             instrument_id = f"{code_names[ci]}.{KRX_VENUE_NAME}"
             n = len(order)
-            table = pa.Table.from_batches(
-                [
-                    pa.RecordBatch.from_arrays(
-                        [
-                            pa.array([instrument_id] * n, type=pa.string()),
-                            pa.array(pick["price"]),
-                            pa.array(pick["change"]),
-                            pa.array(pick["sign"]),
-                            pa.array(pick["change_pct"]),
-                            phase_names.take(pa.array(pick["phase"])),
-                            pa.array(pick["quantity"]),
-                            pa.array(pick["ts_event"].astype(np.uint64)),
-                            pa.array(pick["ts_init"].astype(np.uint64)),
-                        ],
-                        schema=KISExpectedFill.SCHEMA,
-                    ),
-                ],
+            batch = KISExpectedFill.columns_to_batch(
+                {
+                    "instrument_id": pa.array([instrument_id] * n, type=pa.string()),
+                    "price": pick["price"],
+                    "change": pick["change"],
+                    "sign": pick["sign"],
+                    "change_pct": pick["change_pct"],
+                    "phase_code": phase_names.take(pa.array(pick["phase"])),
+                    "quantity": pick["quantity"],
+                    "ts_event": pick["ts_event"].astype(np.uint64),
+                    "ts_init": pick["ts_init"].astype(np.uint64),
+                },
             )
+            table = pa.Table.from_batches([batch])
             report.added_by_instrument[instrument_id] += _write_chunk(catalog, instrument_id, table, report)
             report.records_by_instrument[instrument_id] += n
-        del cols
 
 
 def _write_chunk(
     catalog: ParquetDataCatalog, instrument_id: str, table: pa.Table, report: ConvertReport
-) -> None:
+) -> int:
+    """Write one (instrument, day) chunk, merging with overlapping files; return the rows added."""
     fs = catalog.fs
     directory = catalog._make_path(data_cls=KISExpectedFill, identifier=instrument_id)
     fs.mkdirs(directory, exist_ok=True)
