@@ -1,41 +1,21 @@
 """
-Protocol rows → Nautilus objects, for the live client (and anyone decoding a capture to objects).
+Raw KIS messages → Nautilus objects, for the live client (and anyone decoding a capture to objects).
 
-Capture conversion shares the decoder and its rows but writes them as columns (`catalog.py`), never
-building objects. Adding a TR is one `ROW_MAPPERS` entry here (plus its schema and row decoder in
-`protocol/`).
+``message → Decoder (rows of one TR) → the TR's feed mapper → KISExpectedFill / TradeTick /
+OrderBookDepth10 / QuoteTick``. Capture conversion shares the decoder and the per-stream rules
+(aggressor, book filter) but writes columns (`kis_adapter.catalog`), never objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
 
 from nautilus_trader.core.data import Data
-from nautilus_trader.model.identifiers import InstrumentId
 
-from kis_adapter.protocol import H0ZFANC0
+from kis_adapter.feeds import FeedContext
+from kis_adapter.feeds import Mapper
+from kis_adapter.feeds import feed
 from kis_adapter.protocol import Decoder
-from kis_adapter.protocol import SkipReason
-from kis_adapter.types import KISExpectedFill
-from kis_adapter.types import instrument_id_for
-
-RowMapper = Callable[[list[tuple], int, "MessageParser"], list[Data]]
-
-
-def expected_fills_from_rows(rows: list[tuple], ts_init: int, parser: MessageParser) -> list[Data]:
-    ids = parser.instrument_ids
-    out = []
-    append = out.append
-    for code, ts_event, price, change, sign, change_pct, phase_code, quantity in rows:
-        iid = ids.get(code) or parser.instrument_id(code)
-        if iid is not None:
-            append(
-                KISExpectedFill(iid, price, change, sign, change_pct, phase_code, quantity, ts_event, ts_init)
-            )
-    return out
-
-
-ROW_MAPPERS: dict[str, RowMapper] = {H0ZFANC0: expected_fills_from_rows}
 
 
 class MessageParser:
@@ -43,32 +23,32 @@ class MessageParser:
     Decode raw KIS messages into Nautilus data objects, counting everything skipped.
 
     `parse(ts_init, message)` never raises; control messages yield nothing here (the session acts
-    on them). `decoder.stats` holds the counters.
+    on them). `decoder.stats` counts messages, records and skips; `not_emitted` counts records that
+    decoded but are not published, by reason (a book inside a single-price call, a crossed book, a
+    zero-size trade, ...), and the observations of the trade rules (``volume_mismatch``, ...).
     """
 
-    def __init__(self, decoder: Decoder | None = None) -> None:
+    def __init__(self, decoder: Decoder | None = None, context: FeedContext | None = None) -> None:
         self.decoder = decoder or Decoder()
-        self.instrument_ids: dict[str, InstrumentId] = {}
+        self.context = context or FeedContext()
+        self.mappers: dict[str, Mapper] = {}
 
-    def instrument_id(self, code: str) -> InstrumentId | None:
-        """The `InstrumentId` of a code, built once; None when Nautilus rejects the code."""
-        iid = self.instrument_ids.get(code)
-        if iid is None:
-            try:
-                iid = instrument_id_for(code)
-            except (ValueError, TypeError):
-                return None
-            if len(self.instrument_ids) < 100_000:
-                self.instrument_ids[code] = iid
-        return iid
+    def mapper(self, tr_id: str) -> Mapper:
+        mapper = self.mappers.get(tr_id)
+        if mapper is None:
+            mapper = self.mappers[tr_id] = feed(tr_id).mapper(self.context)
+        return mapper
 
     def parse(self, ts_init: int, message: object) -> list[Data]:
         decoded = self.decoder.decode(ts_init, message)
         if not decoded.rows:
             return []
-        out = ROW_MAPPERS[decoded.tr_id](decoded.rows, ts_init, self)
-        if len(out) != len(decoded.rows):
-            lost = len(decoded.rows) - len(out)
-            self.decoder.stats.records -= lost
-            self.decoder.skip(SkipReason.BAD_VALUE, lost)
-        return out
+        mapper = self.mappers.get(decoded.tr_id) or self.mapper(decoded.tr_id)
+        return mapper(decoded.rows, ts_init)
+
+    @property
+    def not_emitted(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for mapper in self.mappers.values():
+            total.update(mapper.counts)
+        return total

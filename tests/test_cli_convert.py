@@ -52,8 +52,9 @@ def test_convert_with_capture_prints_records_per_instrument_and_skips_by_reason(
     lines = out.splitlines()
     assert f"Converted 1 capture(s), 8 messages → {catalog}" in lines
     assert "Records written: 6" in lines
-    assert "  A11612.KRX                4          4" in lines
-    assert "  A50612.KRX                2          2" in lines
+    assert "  instrument                expected" in lines
+    assert "  A11612.KRX                     4/4" in lines
+    assert "  A50612.KRX                     2/2" in lines
     assert "Skipped: 4 (bad_value counts records, the rest messages)" in lines
     assert "  bad_value                 1" in lines
     assert "  encrypted                 1" in lines
@@ -78,8 +79,8 @@ def test_convert_twice_with_same_capture_reports_chunks_already_in_catalog(captu
     out, _ = capsys.readouterr()
     assert code == 0
     assert "Chunks: 0 written, 0 merged, 2 already in the catalog" in out.splitlines()
-    assert "Records written: 0 (6 of 6 decoded were already in the catalog)" in out.splitlines()
-    assert "  A11612.KRX                0          4" in out.splitlines()
+    assert "Records written: 0 (6 of 6 were already in the catalog)" in out.splitlines()
+    assert "  A11612.KRX                     0/4" in out.splitlines()
 
 
 def test_convert_with_clean_capture_prints_zero_skipped(capture_factory, tmp_path, capsys):

@@ -32,7 +32,7 @@ from kis_adapter.catalog import convert_captures
 from kis_adapter.cli import main
 from kis_adapter.commands.demo import sample_captures
 from kis_adapter.parsing import MessageParser
-from kis_adapter.protocol import SCHEMAS
+from kis_adapter.protocol import SPECS
 from kis_adapter.protocol import build_data_frame
 from kis_adapter.protocol import parse_data_frame
 from kis_adapter.protocol.values import NS_PER_SECOND
@@ -46,7 +46,7 @@ def shifted_pre_open(now_ns: int) -> tuple[list[tuple[int, str]], int]:
     """The sample's pre-open data frames moved so the first is at `now_ns`; returns frames and shift (s)."""
     with CaptureReader(sample_captures()[0]) as reader:
         messages = [(m.ts, m.frame) for m in reader if isinstance(m.frame, str) and m.frame.startswith("0|")]
-    schema = SCHEMAS["H0ZFANC0"]
+    schema = SPECS["H0ZFANC0"]
     frames = []
     shift_ns = None
     for ts, text in messages:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kis_adapter.protocol import H0ZFANC0
-from kis_adapter.protocol import SCHEMAS
+from kis_adapter.protocol import SPECS
 from kis_adapter.protocol import DataFrame
 from kis_adapter.protocol import FrameError
 from kis_adapter.protocol import SkipReason
@@ -167,7 +167,7 @@ def test_build_then_parse_with_multi_record_frame_returns_original_records():
 
     # Act
     frame = parse_data_frame(text)
-    width, records = frame.records(SCHEMAS[H0ZFANC0].min_fields)
+    width, records = frame.records(SPECS[H0ZFANC0].min_fields)
 
     # Assert
     assert (frame.count, width) == (3, 8)
@@ -202,7 +202,7 @@ def test_is_data_frame_with_various_texts_routes_on_flag(text, expected):
 def test_h0zfanc0_schema_with_registry_lists_eight_fields_and_legacy_minimum():
     """The registry holds the 8 documented H0ZFANC0 names verbatim, and accepts the 7-field layout."""
     # Arrange
-    schema = SCHEMAS[H0ZFANC0]
+    schema = SPECS[H0ZFANC0]
 
     # Act / Assert
     assert schema.fields == (
@@ -215,4 +215,4 @@ def test_h0zfanc0_schema_with_registry_lists_eight_fields_and_legacy_minimum():
         "ANTC_MKOP_CLS_CODE",
         "ANTC_CNQN",
     )
-    assert (schema.width, schema.min_fields, schema.encrypted) == (8, 7, False)
+    assert (schema.width, schema.min_fields) == (8, 7)

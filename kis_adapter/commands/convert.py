@@ -1,6 +1,10 @@
 """
-Decode capture files into a ParquetDataCatalog of KISExpectedFill, one chunk per instrument and
-KST trading day. Converting the same capture again adds nothing; overlapping captures are merged.
+Decode capture files into a ParquetDataCatalog: KISExpectedFill (H0ZFANC0), TradeTick (H0ZFCNT0),
+OrderBookDepth10 and QuoteTick (H0ZFASP0, never inside a single-price call), one chunk per data type,
+instrument and KST trading day, and the FuturesContract of every converted code from the day's master
+(--master FILE, or the fo_stk_code_mts-YYYYMMDD.mst that record saved beside the capture). Converting
+the same capture again adds nothing; overlapping captures are merged; an interrupted convert never
+leaves the catalog unreadable.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.jsonl or .jsonl.gz)")
     parser.add_argument(
         "--catalog", required=True, metavar="DIR", help="catalog directory (created if missing)"
+    )
+    parser.add_argument(
+        "--master",
+        metavar="FILE",
+        help="KIS stock-futures master (fo_stk_code_mts.mst or its .zip) for the instruments "
+        "(default: the master of each capture's day beside it, as record saves it)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -33,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
         disable=args.no_progress or None,
         file=sys.stderr,
     ) as bar:
-        report = convert_captures(args.captures, args.catalog, progress=bar.update)
+        report = convert_captures(args.captures, args.catalog, master=args.master, progress=bar.update)
     print_convert_report(report, args.catalog)
     return 0

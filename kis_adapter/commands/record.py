@@ -112,7 +112,7 @@ class Recorder:
         from kis_adapter.capture import CaptureWriter
         from kis_adapter.capture import Redactor
         from kis_adapter.protocol import Decoder
-        from kis_adapter.protocol.schemas import H0ZFANC0
+        from kis_adapter.protocol import H0ZFANC0
         from kis_adapter.session import KISSession
 
         self.codes = codes

@@ -28,39 +28,39 @@ from kis_adapter.protocol.messages import RequestError
 from kis_adapter.protocol.messages import SubscriptionRequest
 from kis_adapter.protocol.messages import build_subscription
 from kis_adapter.protocol.messages import parse_subscription
-from kis_adapter.protocol.rows import ROW_DECODERS
-from kis_adapter.protocol.rows import ExpectedFillRow
-from kis_adapter.protocol.rows import decode_h0zfanc0
-from kis_adapter.protocol.schemas import H0ZFANC0
-from kis_adapter.protocol.schemas import SCHEMAS
-from kis_adapter.protocol.schemas import TRSchema
+from kis_adapter.protocol.trs import H0ZFANC0
+from kis_adapter.protocol.trs import H0ZFASP0
+from kis_adapter.protocol.trs import H0ZFCNT0
+from kis_adapter.protocol.trs import SPECS
+from kis_adapter.protocol.trs import Layout
+from kis_adapter.protocol.trs import TRSpec
 
 __all__ = [
     "H0ZFANC0",
+    "H0ZFASP0",
+    "H0ZFCNT0",
     "NOTHING",
     "OPSP_CODES",
     "PINGPONG",
-    "ROW_DECODERS",
-    "SCHEMAS",
+    "SPECS",
     "Ack",
     "Action",
     "DataFrame",
     "DecodeStats",
     "Decoded",
     "Decoder",
-    "ExpectedFillRow",
     "FrameError",
+    "Layout",
     "OPSPInfo",
     "PingPong",
     "RequestError",
     "SkipReason",
     "SubscriptionRequest",
-    "TRSchema",
+    "TRSpec",
     "build_ack",
     "build_data_frame",
     "build_pingpong",
     "build_subscription",
-    "decode_h0zfanc0",
     "explain",
     "parse_control",
     "parse_data_frame",

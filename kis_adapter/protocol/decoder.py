@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 
 from kis_adapter.protocol.control import Ack
 from kis_adapter.protocol.control import PingPong
@@ -20,10 +21,8 @@ from kis_adapter.protocol.frames import FrameError
 from kis_adapter.protocol.frames import SkipReason
 from kis_adapter.protocol.frames import parse_count
 from kis_adapter.protocol.frames import split_records
-from kis_adapter.protocol.rows import ROW_DECODERS
-from kis_adapter.protocol.rows import RowDecoder
-from kis_adapter.protocol.schemas import SCHEMAS
-from kis_adapter.protocol.schemas import TRSchema
+from kis_adapter.protocol.trs import SPECS
+from kis_adapter.protocol.trs import TRSpec
 
 
 @dataclass(slots=True)
@@ -60,9 +59,7 @@ class Decoded:
 
     __slots__ = ("control", "rows", "tr_id")
 
-    def __init__(
-        self, tr_id: str = "", rows: list[tuple] | None = None, control: Ack | PingPong | None = None
-    ):
+    def __init__(self, tr_id: str = "", rows: list[Any] | None = None, control: Ack | PingPong | None = None):
         self.tr_id = tr_id
         self.rows = rows if rows is not None else []
         self.control = control
@@ -77,14 +74,9 @@ NOTHING = Decoded()
 class Decoder:
     """Stateful only in its counters; safe to reuse for a whole session or capture."""
 
-    def __init__(
-        self,
-        schemas: Mapping[str, TRSchema] = SCHEMAS,
-        row_decoders: Mapping[str, RowDecoder] = ROW_DECODERS,
-        tr_ids: frozenset[str] | None = None,
-    ) -> None:
-        wanted = set(schemas) & set(row_decoders) if tr_ids is None else set(tr_ids)
-        self._tr = {tr_id: (schemas[tr_id], row_decoders[tr_id]) for tr_id in wanted}
+    def __init__(self, specs: Mapping[str, TRSpec] = SPECS, tr_ids: frozenset[str] | None = None) -> None:
+        wanted = set(specs) if tr_ids is None else set(tr_ids) & set(specs)
+        self._tr = {tr_id: specs[tr_id] for tr_id in wanted}
         self._counts = {f"{n:03d}": n for n in range(1, 1000)}  # the usual zero-padded counts
         self.stats = DecodeStats()
 
@@ -136,17 +128,17 @@ class Decoder:
         if entry is None:
             self.skip(SkipReason.UNKNOWN_TR)
             return NOTHING
-        schema, decode_rows = entry
+        spec = entry
         try:
-            width, records = split_records(payload, count, schema.min_fields)
+            width, records = split_records(payload, count, spec.min_fields)
         except FrameError as exc:
             self.skip(exc.reason)
             return NOTHING
-        rows, bad = decode_rows(records, ts_recv)
+        rows, bad = spec.decode(records, ts_recv)
         stats = self.stats
         stats.data_frames += 1
         stats.records += len(rows)
-        if width != schema.width:
+        if width != spec.width:
             stats.drift[f"{tr_id}:{width}"] += count
         if bad:
             stats.skipped[SkipReason.BAD_VALUE.value] += bad

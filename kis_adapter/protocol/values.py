@@ -1,13 +1,18 @@
-"""Time values of KIS fields (pure): HHMMSS in Asia/Seoul, dated by the receive time."""
+"""
+Wire values of KIS fields (pure): HHMMSS in Asia/Seoul.
+
+The time constants and KST conversions live in `kis_adapter.krx`; they are re-exported here for
+the modules that read wire values.
+"""
 
 from __future__ import annotations
 
-from typing import Final
-
-NS_PER_SECOND: Final = 1_000_000_000
-DAY_NS: Final = 86_400 * NS_PER_SECOND
-HALF_DAY_NS: Final = DAY_NS // 2
-KST_OFFSET_NS: Final = 9 * 3_600 * NS_PER_SECOND  # Asia/Seoul has had no DST since 1988
+from kis_adapter.krx import DAY_NS as DAY_NS
+from kis_adapter.krx import HALF_DAY_NS as HALF_DAY_NS
+from kis_adapter.krx import KST_OFFSET_NS as KST_OFFSET_NS
+from kis_adapter.krx import NS_PER_SECOND as NS_PER_SECOND
+from kis_adapter.krx import kst_date as _kst_date
+from kis_adapter.krx import kst_time_to_ns as kst_time_to_ns
 
 
 def hhmmss_to_seconds(text: str) -> int:
@@ -21,26 +26,6 @@ def hhmmss_to_seconds(text: str) -> int:
     return hours * 3_600 + minutes * 60 + seconds
 
 
-def kst_time_to_ns(seconds_of_day: int, ts_recv: int) -> int:
-    """
-    Return the UTC ns of a KST time of day, on the KST date that puts it nearest to `ts_recv`.
-
-    Frames carry only HHMMSS; the receive time supplies the date. Choosing the nearest date (rather
-    than the receive date) keeps a 23:59:59 frame received at 00:00:01 on the day it happened.
-    """
-    day_start = (ts_recv + KST_OFFSET_NS) // DAY_NS * DAY_NS - KST_OFFSET_NS
-    ts = day_start + seconds_of_day * NS_PER_SECOND
-    diff = ts - ts_recv
-    if diff > HALF_DAY_NS:
-        return ts - DAY_NS
-    if diff < -HALF_DAY_NS:
-        return ts + DAY_NS
-    return ts
-
-
 def kst_date(ts: int) -> str:
     """The KST calendar date of a UTC ns timestamp, as ``YYYY-MM-DD`` (the trading-day key)."""
-    import datetime as dt
-
-    day = (ts + KST_OFFSET_NS) // DAY_NS
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+    return _kst_date(ts).isoformat()
