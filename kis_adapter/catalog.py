@@ -48,20 +48,21 @@ from kis_adapter.errors import KISError
 from kis_adapter.feeds import Columns
 from kis_adapter.feeds import FeedContext
 from kis_adapter.feeds import feed
+from kis_adapter.feeds.base import ReferencePrices
 from kis_adapter.krx import date_of
 from kis_adapter.krx import day_of
 from kis_adapter.krx import kst_day
 from kis_adapter.krx import kst_instant
 from kis_adapter.master import MasterError
 from kis_adapter.master import MasterParse
+from kis_adapter.master_files import find_master_snapshot
+from kis_adapter.master_files import read_master_file
 from kis_adapter.paths import writable_directory_problem
 from kis_adapter.protocol import SPECS
 from kis_adapter.protocol import Decoder
 from kis_adapter.protocol import DecodeStats
 from kis_adapter.providers import contracts_from_master
-from kis_adapter.providers import find_master_snapshot
 from kis_adapter.providers import last_trading_days
-from kis_adapter.providers import read_master_file
 from kis_adapter.types import KISExpectedFill
 
 ProgressCallback = Callable[[int], None]
@@ -210,13 +211,13 @@ _OBSERVATIONS: Final = frozenset({"volume_mismatch", "cumulative_decrease"})
 
 
 class DaySeen:
-    """Codes seen per KST day (of the receive time, as chunks are) and their first previous close."""
+    """Codes seen per KST day (of the receive time, as chunks are) and their reference prices."""
 
     __slots__ = ("codes", "references")
 
     def __init__(self) -> None:
         self.codes: dict[int, set[str]] = {}
-        self.references: dict[tuple[str, int], float] = {}
+        self.references = ReferencePrices()
 
     def add(self, tr_id: str, rows: list, ts_init: int) -> None:
         day = kst_day(ts_init)
@@ -225,14 +226,9 @@ class DaySeen:
             codes = self.codes[day] = set()
         for row in rows:
             codes.add(row.code)
-        if tr_id in _REFERENCE_TRS:  # expected fills and trades carry the previous close
-            references = self.references
-            for row in rows:
-                if row.price and (row.code, day) not in references:
-                    references[(row.code, day)] = float(row.price - row.change)
+        self.references.note(tr_id, rows, ts_init)
 
 
-_REFERENCE_TRS: Final = frozenset({"H0ZFANC0", "H0ZFCNT0"})
 _MAX_TS: Final = (1 << 63) - 1
 
 
@@ -309,7 +305,7 @@ def _write_instruments(
         master = masters.get(day)
         if master is None:
             continue
-        prices = {code: seen.references[(code, day)] for code in codes if (code, day) in seen.references}
+        prices = seen.references.for_day(day)
         contracts = contracts_from_master(
             master, context.calendar, codes=codes, reference_prices=prices, ts=kst_instant(day, 0)
         )

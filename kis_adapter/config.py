@@ -20,8 +20,19 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     Parameters
     ----------
     codes : tuple[str, ...], default ()
-        KIS stock-futures short codes (e.g. ``"A11612"``) subscribed on connect, and the codes a
-        strategy gets when it subscribes to `KISExpectedFill` without an instrument.
+        KIS stock-futures short codes (e.g. ``"A11612"``) registered on connect for every TR of
+        `tr_ids`, and the codes a strategy gets when it subscribes to `KISExpectedFill` without an
+        instrument. Trades, quotes and depth of any code are registered when a strategy subscribes.
+    tr_ids : tuple[str, ...], default ("H0ZFANC0",)
+        The TRs registered for `codes` on connect: ``H0ZFANC0`` (expected fills), ``H0ZFCNT0``
+        (trades), ``H0ZFASP0`` (book). Each (TR, code) is one of the session's 41 registrations.
+    load_instruments : bool, default True
+        Put the `FuturesContract`s of the streamed codes in the cache on connect, from KIS's master
+        file (``KIS_MASTER_URL``, or `master_url`); without a master the feeds still stream.
+    master_url : str, optional
+        Where the master comes from (http(s)/file URL or a local path); default ``KIS_MASTER_URL``.
+    instrument_timeout_secs : PositiveFloat, default 20.0
+        How long connecting waits for the master before going on without instruments.
     ws_url : str, optional
         WebSocket URL; default ``KIS_WS_URL`` (``ws://ops.koreainvestment.com:21000``).
     rest_url : str, optional
@@ -50,6 +61,10 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     """
 
     codes: tuple[str, ...] = ()
+    tr_ids: tuple[str, ...] = ("H0ZFANC0",)
+    load_instruments: bool = True
+    master_url: str | None = None
+    instrument_timeout_secs: PositiveFloat = 20.0
     ws_url: str | None = None
     rest_url: str | None = None
     stall_timeout_secs: PositiveFloat | None = None
@@ -61,3 +76,10 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     stats_interval_secs: PositiveFloat = 30.0
     lag_warning_secs: PositiveFloat | None = 5.0
     shutdown_on_fatal: bool = True
+
+    def __post_init__(self) -> None:
+        from kis_adapter.protocol.trs import SPECS
+
+        unknown = [tr_id for tr_id in self.tr_ids if tr_id not in SPECS]
+        if unknown:
+            raise ValueError(f"tr_ids: unknown TR {unknown[0]!r} (known: {', '.join(SPECS)})")

@@ -1,10 +1,19 @@
 """
-`KISDataClient`: the KIS H0ZFANC0 stream as `KISExpectedFill` custom data on the Nautilus bus.
+`KISDataClient`: KIS real-time stock-futures feeds on the Nautilus bus.
 
-frame (session sink, on the node's loop) → `MessageParser` → `CustomData(DataType(KISExpectedFill), obj)`
-→ ``_handle_data``. Published without DataType metadata, so a strategy's
-``subscribe_data(DataType(KISExpectedFill), client_id=ClientId("KIS"), instrument_id=...)`` matches
-with or without an instrument, exactly as in a backtest over the catalog.
+frame (session sink, on the node's loop) → `MessageParser` → objects → ``_handle_data``:
+
+* H0ZFANC0 → ``CustomData(DataType(KISExpectedFill), obj)``, without DataType metadata, so a
+  strategy's ``subscribe_data(DataType(KISExpectedFill), client_id=ClientId("KIS"), instrument_id=...)``
+  matches with or without an instrument, exactly as in a backtest over the catalog;
+* H0ZFCNT0 → `TradeTick` for ``subscribe_trade_ticks``;
+* H0ZFASP0 → `OrderBookDepth10` for ``subscribe_order_book_depth`` and `QuoteTick` for
+  ``subscribe_quote_ticks`` (one KIS registration serves both), never inside a single-price call.
+
+A KIS registration is one (TR, code) pair, reference-counted here and unregistered when its last
+subscriber leaves; the session's cap of 41 counts them all. The `FuturesContract`s of the streamed
+codes come from KIS's master file and are in the cache when the client has connected; without a
+master the feeds still stream (one WARNING), only what needs an instrument is refused.
 """
 
 from __future__ import annotations
@@ -15,22 +24,38 @@ from collections import Counter
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock
 from nautilus_trader.common.component import MessageBus
-from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.data.messages import SubscribeData
+from nautilus_trader.data.messages import SubscribeOrderBook
+from nautilus_trader.data.messages import SubscribeQuoteTicks
+from nautilus_trader.data.messages import SubscribeTradeTicks
 from nautilus_trader.data.messages import UnsubscribeData
+from nautilus_trader.data.messages import UnsubscribeOrderBook
+from nautilus_trader.data.messages import UnsubscribeQuoteTicks
+from nautilus_trader.data.messages import UnsubscribeTradeTicks
 from nautilus_trader.live.data_client import LiveMarketDataClient
 from nautilus_trader.model.data import CustomData
 from nautilus_trader.model.data import DataType
+from nautilus_trader.model.data import OrderBookDepth10
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import FuturesContract
 
 from kis_adapter.config import KISDataClientConfig
 from kis_adapter.constants import KIS
 from kis_adapter.constants import KRX_VENUE
 from kis_adapter.errors import KISError
 from kis_adapter.errors import SessionError
+from kis_adapter.feeds import FeedContext
+from kis_adapter.krx import kst_day
+from kis_adapter.krx import tick_size
 from kis_adapter.parsing import MessageParser
 from kis_adapter.protocol import H0ZFANC0
+from kis_adapter.protocol import H0ZFASP0
+from kis_adapter.protocol import H0ZFCNT0
+from kis_adapter.providers import KISInstrumentProvider
+from kis_adapter.providers import futures_contract
 from kis_adapter.session import Credentials
 from kis_adapter.session import KISSession
 from kis_adapter.session import SessionConfig
@@ -39,10 +64,16 @@ from kis_adapter.settings import KISSettings
 from kis_adapter.settings import load_settings
 from kis_adapter.types import KISExpectedFill
 
+Registration = tuple[str, str]  # (TR id, code)
+
+# What a subscription needs at KIS, per kind of subscription.
+_TR_OF_KIND = {"expected": H0ZFANC0, "trades": H0ZFCNT0, "quotes": H0ZFASP0, "depth": H0ZFASP0}
+_KIND_OF_TYPE = {TradeTick: "trades", QuoteTick: "quotes", OrderBookDepth10: "depth"}
+
 
 class KISDataClient(LiveMarketDataClient):
     """
-    Provides the KIS H0ZFANC0 (stock-futures expected auction fill) stream.
+    Provides KIS real-time stock-futures data: expected auction fills, trades, book and quotes.
 
     Parameters
     ----------
@@ -50,8 +81,8 @@ class KISDataClient(LiveMarketDataClient):
         The node's event loop (the session runs on it; `_handle_data` is only called from it).
     msgbus, cache, clock
         The node's components.
-    instrument_provider : InstrumentProvider
-        Instruments are not needed for custom data; the base provider is used.
+    instrument_provider : KISInstrumentProvider
+        `FuturesContract`s from the KIS master file.
     config : KISDataClientConfig
         The client configuration (no secrets).
     settings : KISSettings, optional
@@ -67,7 +98,7 @@ class KISDataClient(LiveMarketDataClient):
         msgbus: MessageBus,
         cache: Cache,
         clock: LiveClock,
-        instrument_provider: InstrumentProvider,
+        instrument_provider: KISInstrumentProvider,
         config: KISDataClientConfig,
         settings: KISSettings | None = None,
         name: str | None = None,
@@ -84,22 +115,26 @@ class KISDataClient(LiveMarketDataClient):
         )
         self._config = config
         self._settings = settings
-        self._parser = MessageParser()
+        self._provider = instrument_provider
+        self._parser: MessageParser = MessageParser()
         self._data_type = DataType(KISExpectedFill)
         self._session: KISSession | None = None
         self._session_task: asyncio.Task | None = None
         self._stats_task: asyncio.Task | None = None
-        self._wanted: Counter[str] = Counter()  # code -> strategy subscriptions
+        self._kinds: dict[Registration, Counter[str]] = {}  # (TR, code) -> subscriptions by kind
+        self._publish: dict[type, set[str]] = {cls: set() for cls in _KIND_OF_TYPE}
         self._stats_records = 0
         self._max_lag_ns = 0  # worst ts_init - ts_event since the last stats line
         self._stopping = asyncio.Event()
         self.fatal_error: KISError | None = None
 
         self._log.info(f"{config.codes=}")
+        self._log.info(f"{config.tr_ids=}")
         self._log.info(f"{config.ws_url=}")
         self._log.info(f"{config.stall_timeout_secs=}")
         self._log.info(f"{config.subscribe_interval_secs=}")
         self._log.info(f"{config.max_reconnect_attempts=}")
+        self._log.info(f"{config.load_instruments=}")
 
     @property
     def session(self) -> KISSession | None:
@@ -108,6 +143,11 @@ class KISDataClient(LiveMarketDataClient):
     @property
     def parser(self) -> MessageParser:
         return self._parser
+
+    @property
+    def registrations(self) -> frozenset[Registration]:
+        """The (TR, code) pairs this client wants registered at KIS."""
+        return frozenset(self._kinds)
 
     async def _connect(self) -> None:
         settings = self._settings or load_settings()
@@ -132,8 +172,13 @@ class KISDataClient(LiveMarketDataClient):
             on_event=self._handle_session_event,
         )
         self._stopping = asyncio.Event()
+        calendar = await asyncio.to_thread(lambda: self._provider.calendar)  # about a second, once
+        self._parser = MessageParser(context=FeedContext(calendar=calendar), on_reference=self._on_reference)
+        if config.load_instruments:
+            await self._load_instruments(config.codes)
         for code in config.codes:
-            self._subscribe_code(code)
+            for tr_id in config.tr_ids:
+                self._want((tr_id, code), "configured")
         self._session_task = self.create_task(self._run_session(), log_msg="kis_session")
         self._stats_task = self.create_task(self._log_stats(), log_msg="kis_stats")
         self._log.info(f"Connecting to {session_config.ws_url}...")
@@ -158,6 +203,52 @@ class KISDataClient(LiveMarketDataClient):
             if self._config.shutdown_on_fatal:
                 self.shutdown_system(f"KIS session stopped: {exc}")
 
+    # -- INSTRUMENTS ------------------------------------------------------------------------------
+
+    async def _load_instruments(self, codes) -> None:
+        """Put the `FuturesContract`s of `codes` in the cache; a missing master is one WARNING."""
+        known = {instrument.id.symbol.value for instrument in self._cache.instruments(venue=KRX_VENUE)}
+        wanted = [code for code in codes if code not in known]
+        if not wanted:
+            return
+        try:
+            today = self._parser.references.for_day(kst_day(self._clock.timestamp_ns()))
+            contracts = await asyncio.wait_for(
+                self._provider.load_codes(wanted, reference_prices=today),
+                timeout=self._config.instrument_timeout_secs,
+            )
+        except (KISError, TimeoutError, OSError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            self._log.warning(
+                f"No instruments for {', '.join(wanted)} (master unavailable: {reason}); "
+                "the feeds stream without them, orders on these instruments will be refused"
+            )
+            return
+        self._parser.context.last_trading_days.update(self._provider.last_trading_days())
+        for contract in contracts:
+            self._add_instrument(contract)
+        self._log.info(f"Instruments: {len(contracts)} FuturesContract(s) from the KIS master")
+
+    def _add_instrument(self, contract: FuturesContract) -> None:
+        self._cache.add_instrument(contract)  # at once: strategies start right after connect
+        self._handle_data(contract)
+
+    def _on_reference(self, code: str, reference: float) -> None:
+        """Re-issue a contract whose tick is not the KRX tick at the day's first known previous close."""
+        master = self._provider.master
+        instrument = self._cache.instrument(InstrumentId.from_str(f"{code}.{KRX_VENUE}"))
+        if master is None or not isinstance(instrument, FuturesContract) or reference <= 0:
+            return
+        if instrument.price_increment.as_double() == tick_size(reference):
+            return
+        row = master.by_code().get(code)
+        if row is not None:
+            contract = futures_contract(
+                row, self._provider.calendar, reference_price=reference, ts=self._clock.timestamp_ns()
+            )
+            self._log.info(f"{contract.id}: price_increment {contract.price_increment} at {reference:,.0f}")
+            self._add_instrument(contract)
+
     # -- HANDLERS ---------------------------------------------------------------------------------
 
     def _handle_message(self, ts_recv: int, message: str | bytes) -> None:
@@ -169,10 +260,13 @@ class KISDataClient(LiveMarketDataClient):
             return
         if not objects:
             return
-        data_type = self._data_type
         handle = self._handle_data
+        publish = self._publish
         for obj in objects:
-            handle(CustomData(data_type, obj))
+            if isinstance(obj, KISExpectedFill):
+                handle(CustomData(self._data_type, obj))
+            elif obj.instrument_id.symbol.value in publish[type(obj)]:
+                handle(obj)
         lag = ts_recv - objects[-1].ts_event
         if lag > self._max_lag_ns:
             self._max_lag_ns = lag
@@ -203,9 +297,12 @@ class KISDataClient(LiveMarketDataClient):
         age_text = f"{age:.1f}s" if age is not None else "n/a"
         lag_secs, self._max_lag_ns = self._max_lag_ns / 1e9, 0
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"
+        held = ", ".join(f"{k}={v}" for k, v in sorted(self._parser.not_emitted.items()))
+        trs = ", ".join(sorted({tr for tr, _ in self._kinds})) or "none"
         line = (
-            f"Stats: {H0ZFANC0} records={records:,} ({rate}), reconnects={reconnects}, "
+            f"Stats: {trs} records={records:,} ({rate}), reconnects={reconnects}, "
             f"last message {age_text} ago, max lag {lag_secs:.1f}s, skipped: {skipped}"
+            + (f", not published: {held}" if held else "")
         )
         threshold = self._config.lag_warning_secs
         if threshold is not None and lag_secs > threshold:
@@ -215,54 +312,106 @@ class KISDataClient(LiveMarketDataClient):
 
     # -- SUBSCRIPTIONS ----------------------------------------------------------------------------
 
-    def _subscribe_code(self, code: str) -> None:
+    def _want(self, registration: Registration, kind: str) -> bool:
+        """Count one more subscription of `kind` on a (TR, code); register at KIS on the first."""
         assert self._session is not None
-        self._wanted[code] += 1
-        if self._wanted[code] == 1:
+        kinds = self._kinds.get(registration)
+        if kinds is None:
             try:
-                self._session.subscribe(H0ZFANC0, code)
+                self._session.subscribe(*registration)
             except SessionError as exc:
-                self._wanted[code] -= 1
-                self._log.error(f"Cannot subscribe {code}: {exc}")
+                self._log.error(f"Cannot subscribe {registration[0]} {registration[1]}: {exc}")
+                return False
+            kinds = self._kinds[registration] = Counter()
+        kinds[kind] += 1
+        return True
 
-    def _unsubscribe_code(self, code: str) -> None:
-        assert self._session is not None
-        if self._wanted[code] <= 0:
+    def _unwant(self, registration: Registration, kind: str) -> None:
+        kinds = self._kinds.get(registration)
+        if kinds is None or kinds[kind] <= 0:
             return
-        self._wanted[code] -= 1
-        if self._wanted[code] == 0:
-            del self._wanted[code]
-            self._session.unsubscribe(H0ZFANC0, code)
+        kinds[kind] -= 1
+        if kinds[kind] == 0:
+            del kinds[kind]
+        if not kinds:
+            del self._kinds[registration]
+            assert self._session is not None
+            self._session.unsubscribe(*registration)
 
-    def _codes_for(self, data_type: DataType, instrument_id: InstrumentId | None) -> list[str] | None:
+    def _code_of(self, instrument_id: InstrumentId | str | None) -> str | None:
+        if instrument_id is None:
+            return None
+        if isinstance(instrument_id, str):
+            instrument_id = InstrumentId.from_str(instrument_id)
+        if instrument_id.venue != KRX_VENUE:
+            self._log.error(f"Cannot subscribe {instrument_id}: KIS instruments are on venue {KRX_VENUE}")
+            return None
+        return instrument_id.symbol.value
+
+    def _expected_code(self, data_type: DataType, instrument_id: InstrumentId | None) -> str | None:
+        """The code a `KISExpectedFill` subscription names, "" for all configured codes, None for none."""
         if data_type.type is not KISExpectedFill:
-            self._log.error(f"Cannot subscribe {data_type}: the KIS client provides KISExpectedFill only")
+            self._log.error(
+                f"Cannot subscribe {data_type}: the KIS client provides KISExpectedFill as custom data "
+                "(trades, quotes and depth through subscribe_trade_ticks / _quote_ticks / _order_book_depth)"
+            )
             return None
         if instrument_id is None:
-            meta = data_type.metadata or {}
-            instrument_id = meta.get("instrument_id")
+            instrument_id = (data_type.metadata or {}).get("instrument_id")
         if instrument_id is None:
             if not self._config.codes:
                 self._log.warning(
                     "Subscription without instrument_id and no codes configured: nothing to subscribe "
                     "(set KISDataClientConfig.codes or subscribe per instrument)",
                 )
-            return []  # configured codes are subscribed on connect and stay subscribed
-        if isinstance(instrument_id, str):
-            instrument_id = InstrumentId.from_str(instrument_id)
-        if instrument_id.venue != KRX_VENUE:
-            self._log.error(f"Cannot subscribe {instrument_id}: KIS instruments are on venue {KRX_VENUE}")
-            return None
-        return [instrument_id.symbol.value]
+            return ""  # configured codes are registered on connect and stay registered
+        return self._code_of(instrument_id)
 
     async def _subscribe(self, command: SubscribeData) -> None:
-        codes = self._codes_for(command.data_type, command.instrument_id)
-        for code in codes or ():
-            if code not in self._config.codes:
-                self._subscribe_code(code)
+        code = self._expected_code(command.data_type, command.instrument_id)
+        if code and self._want((H0ZFANC0, code), "expected"):
+            await self._load_instruments([code])  # registered first: the data never waits for the master
 
     async def _unsubscribe(self, command: UnsubscribeData) -> None:
-        codes = self._codes_for(command.data_type, command.instrument_id)
-        for code in codes or ():
-            if code not in self._config.codes:
-                self._unsubscribe_code(code)
+        code = self._expected_code(command.data_type, command.instrument_id)
+        if code:
+            self._unwant((H0ZFANC0, code), "expected")
+
+    async def _subscribe_market(self, instrument_id: InstrumentId, kind: str, data_cls: type) -> None:
+        code = self._code_of(instrument_id)
+        if code is None:
+            return
+        if self._want((_TR_OF_KIND[kind], code), kind):
+            self._publish[data_cls].add(code)
+            await self._load_instruments([code])  # registered first: the data never waits for the master
+
+    def _unsubscribe_market(self, instrument_id: InstrumentId, kind: str, data_cls: type) -> None:
+        code = self._code_of(instrument_id)
+        if code is None:
+            return
+        self._publish[data_cls].discard(code)
+        self._unwant((_TR_OF_KIND[kind], code), kind)
+
+    async def _subscribe_trade_ticks(self, command: SubscribeTradeTicks) -> None:
+        await self._subscribe_market(command.instrument_id, "trades", TradeTick)
+
+    async def _unsubscribe_trade_ticks(self, command: UnsubscribeTradeTicks) -> None:
+        self._unsubscribe_market(command.instrument_id, "trades", TradeTick)
+
+    async def _subscribe_quote_ticks(self, command: SubscribeQuoteTicks) -> None:
+        await self._subscribe_market(command.instrument_id, "quotes", QuoteTick)
+
+    async def _unsubscribe_quote_ticks(self, command: UnsubscribeQuoteTicks) -> None:
+        self._unsubscribe_market(command.instrument_id, "quotes", QuoteTick)
+
+    async def _subscribe_order_book_depth(self, command: SubscribeOrderBook) -> None:
+        await self._subscribe_market(command.instrument_id, "depth", OrderBookDepth10)
+
+    async def _unsubscribe_order_book_depth(self, command: UnsubscribeOrderBook) -> None:
+        self._unsubscribe_market(command.instrument_id, "depth", OrderBookDepth10)
+
+    async def _subscribe_order_book_deltas(self, command: SubscribeOrderBook) -> None:
+        self._log.error(
+            f"Cannot subscribe order book deltas for {command.instrument_id}: KIS sends 10-level snapshots; "
+            "use subscribe_order_book_depth (OrderBookDepth10)"
+        )

@@ -7,11 +7,13 @@ import asyncio
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock
 from nautilus_trader.common.component import MessageBus
-from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.live.factories import LiveDataClientFactory
 
 from kis_adapter.config import KISDataClientConfig
 from kis_adapter.data import KISDataClient
+from kis_adapter.providers import KISInstrumentProvider
+from kis_adapter.settings import configure_calendar
+from kis_adapter.settings import load_settings
 
 
 class KISLiveDataClientFactory(LiveDataClientFactory):
@@ -49,12 +51,18 @@ class KISLiveDataClientFactory(LiveDataClientFactory):
         KISDataClient
 
         """
+        settings = load_settings()
+        configure_calendar(settings)
+        provider = KISInstrumentProvider(
+            master_source=config.master_url or settings.master_url, config=config.instrument_provider
+        )
         return KISDataClient(
             loop=loop,
             msgbus=msgbus,
             cache=cache,
             clock=clock,
-            instrument_provider=InstrumentProvider(config=config.instrument_provider),
+            instrument_provider=provider,
             config=config,
+            settings=settings,
             name=name,
         )

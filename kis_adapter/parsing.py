@@ -9,12 +9,14 @@ OrderBookDepth10 / QuoteTick``. Capture conversion shares the decoder and the pe
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from nautilus_trader.core.data import Data
 
 from kis_adapter.feeds import FeedContext
 from kis_adapter.feeds import Mapper
 from kis_adapter.feeds import feed
+from kis_adapter.feeds.base import ReferencePrices
 from kis_adapter.protocol import Decoder
 
 
@@ -26,12 +28,21 @@ class MessageParser:
     on them). `decoder.stats` counts messages, records and skips; `not_emitted` counts records that
     decoded but are not published, by reason (a book inside a single-price call, a crossed book, a
     zero-size trade, ...), and the observations of the trade rules (``volume_mismatch``, ...).
+    `on_reference(code, previous_close)` is called when a code's first previous close of a day is
+    seen (see `ReferencePrices`).
     """
 
-    def __init__(self, decoder: Decoder | None = None, context: FeedContext | None = None) -> None:
+    def __init__(
+        self,
+        decoder: Decoder | None = None,
+        context: FeedContext | None = None,
+        on_reference: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.decoder = decoder or Decoder()
         self.context = context or FeedContext()
         self.mappers: dict[str, Mapper] = {}
+        self.references = ReferencePrices()
+        self._on_reference = on_reference
 
     def mapper(self, tr_id: str) -> Mapper:
         mapper = self.mappers.get(tr_id)
@@ -43,6 +54,9 @@ class MessageParser:
         decoded = self.decoder.decode(ts_init, message)
         if not decoded.rows:
             return []
+        if self._on_reference is not None:
+            for code, price in self.references.note(decoded.tr_id, decoded.rows, ts_init):
+                self._on_reference(code, price)
         mapper = self.mappers.get(decoded.tr_id) or self.mapper(decoded.tr_id)
         return mapper(decoded.rows, ts_init)
 

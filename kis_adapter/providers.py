@@ -16,12 +16,8 @@ import asyncio
 import datetime as dt
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Final
 
 from nautilus_trader.common.providers import InstrumentProvider
 from nautilus_trader.config import InstrumentProviderConfig
@@ -33,6 +29,7 @@ from nautilus_trader.model.instruments import FuturesContract
 from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 
+from kis_adapter.constants import DEFAULT_MASTER_URL as DEFAULT_MASTER_URL
 from kis_adapter.constants import KRX_VENUE_NAME
 from kis_adapter.errors import KISError
 from kis_adapter.krx import EXPIRY_TIME
@@ -42,20 +39,14 @@ from kis_adapter.krx import default_calendar
 from kis_adapter.krx import kst_ns
 from kis_adapter.krx import tick_size
 from kis_adapter.master import MASTER_FILE_NAME
-from kis_adapter.master import MasterError
 from kis_adapter.master import MasterParse
 from kis_adapter.master import MasterRow
 from kis_adapter.master import parse_master
+from kis_adapter.master_files import MasterFetchError as MasterFetchError
+from kis_adapter.master_files import fetch_master
+from kis_adapter.master_files import read_master_file
 
 log = logging.getLogger("kis_adapter.providers")
-
-DEFAULT_MASTER_URL: Final = "https://new.real.download.dws.co.kr/common/master/fo_stk_code_mts.mst.zip"
-MASTER_SNAPSHOT_PREFIX: Final = "fo_stk_code_mts-"
-_MAX_MASTER_BYTES: Final = 32 << 20
-
-
-class MasterFetchError(KISError):
-    """The master file could not be downloaded (after retries); the reason is one line."""
 
 
 # -- INSTRUMENTS ---------------------------------------------------------------------------------
@@ -152,76 +143,6 @@ def last_trading_days(master: MasterParse, calendar: TradingCalendar) -> dict[st
     return {row.code: contract_expiry(row, calendar)[0] for row in master.rows}
 
 
-# -- MASTER FILES --------------------------------------------------------------------------------
-
-
-def read_master_file(path: str | Path) -> MasterParse:
-    """Read and parse a master file (plain or zipped); `MasterError` is one line naming the file."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MasterError(f"master file not found: {path}") from None
-    except IsADirectoryError:
-        raise MasterError(f"master file is a directory: {path}") from None
-    except OSError as exc:
-        raise MasterError(f"cannot read master file {path}: {exc.strerror or exc}") from None
-    return parse_master(data, str(path))
-
-
-def master_snapshot_path(directory: str | Path, day: dt.date) -> Path:
-    """Where `record` keeps the master of a KST day: ``fo_stk_code_mts-YYYYMMDD.mst``."""
-    return Path(directory) / f"{MASTER_SNAPSHOT_PREFIX}{day:%Y%m%d}.mst"
-
-
-def find_master_snapshot(directory: str | Path, day: dt.date) -> Path | None:
-    """The day's master beside a capture (``.mst`` or ``.mst.zip``), or None."""
-    base = master_snapshot_path(directory, day)
-    for candidate in (base, base.with_name(base.name + ".zip")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def fetch_master(
-    url: str,
-    *,
-    timeout_secs: float = 10.0,
-    attempts: int = 3,
-    backoff_secs: float = 1.0,
-    sleep=time.sleep,
-) -> bytes:
-    """
-    Download the master (blocking; run it in a thread): `attempts` tries with doubling pauses,
-    each bounded by `timeout_secs`. Raises `MasterFetchError` with the last reason.
-    """
-    if not url.startswith(("http://", "https://", "file://")):
-        raise MasterFetchError(f"KIS_MASTER_URL must be an http(s) or file URL, got {url[:80]!r}")
-    reason = ""
-    for attempt in range(1, attempts + 1):
-        try:
-            request = urllib.request.Request(url, headers={"user-agent": "kis-nt-community"})
-            with urllib.request.urlopen(request, timeout=timeout_secs) as response:
-                data = response.read(_MAX_MASTER_BYTES + 1)
-            if len(data) > _MAX_MASTER_BYTES:
-                raise MasterFetchError(f"{url}: more than {_MAX_MASTER_BYTES >> 20} MB; not a master file")
-            if not data:
-                raise MasterFetchError(f"{url}: empty reply")
-            return data
-        except MasterFetchError:
-            raise
-        except urllib.error.HTTPError as exc:
-            reason = f"HTTP {exc.code}"
-            exc.close()
-        except urllib.error.URLError as exc:
-            reason = str(getattr(exc.reason, "strerror", None) or exc.reason)[:120]
-        except (TimeoutError, OSError, ValueError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"[:120]
-        if attempt < attempts:
-            sleep(backoff_secs * 2 ** (attempt - 1))
-    raise MasterFetchError(f"cannot download the master from {url} after {attempts} attempts: {reason}")
-
-
 # -- PROVIDER ------------------------------------------------------------------------------------
 
 
@@ -240,6 +161,9 @@ class KISInstrumentProvider(InstrumentProvider):
         instruments of the codes it streams by itself.
     timeout_secs, attempts : float, int
         Download timeout and tries.
+    retry_after_secs : float
+        After a failed fetch, further loads fail at once with the same error for this long, so
+        subscriptions never wait on a master that cannot be had.
 
     """
 
@@ -251,12 +175,15 @@ class KISInstrumentProvider(InstrumentProvider):
         *,
         timeout_secs: float = 10.0,
         attempts: int = 3,
+        retry_after_secs: float = 300.0,
     ) -> None:
         super().__init__(config=config)
         self._source = master_source
         self._calendar = calendar
         self._timeout_secs = timeout_secs
         self._attempts = attempts
+        self._retry_after_secs = retry_after_secs
+        self._failure: tuple[float, KISError] | None = None
         self.master: MasterParse | None = None
 
     @property
@@ -270,7 +197,14 @@ class KISInstrumentProvider(InstrumentProvider):
         if self._calendar is None:  # the first build takes about a second: off the event loop
             self._calendar = await asyncio.to_thread(default_calendar)
         if self.master is None:
-            self.master = await asyncio.to_thread(self._read)
+            if self._failure is not None and time.monotonic() - self._failure[0] < self._retry_after_secs:
+                raise self._failure[1]
+            try:
+                self.master = await asyncio.to_thread(self._read)
+            except KISError as exc:
+                self._failure = (time.monotonic(), exc)
+                raise
+            self._failure = None
             self._log.info(
                 f"Master {MASTER_FILE_NAME}: {len(self.master.rows)} outright futures"
                 f" (skipped: {self.master.describe_skips()})"

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
 
+from kis_adapter.constants import DEFAULT_MASTER_URL
 from kis_adapter.constants import DEFAULT_REST_URL
 from kis_adapter.constants import DEFAULT_STALL_TIMEOUT_SECS
 from kis_adapter.constants import DEFAULT_WS_URL
@@ -22,7 +23,10 @@ from kis_adapter.errors import ConfigError
 
 
 class KISSettings(BaseSettings):
-    """KIS_APP_KEY, KIS_APP_SECRET, KIS_CUSTTYPE, KIS_WS_URL, KIS_REST_URL, KIS_STALL_TIMEOUT."""
+    """
+    KIS_APP_KEY, KIS_APP_SECRET, KIS_CUSTTYPE, KIS_WS_URL, KIS_REST_URL, KIS_STALL_TIMEOUT,
+    KIS_MASTER_URL (the stock-futures master file), KIS_KRX_CALENDAR_FILE (calendar overrides, TOML).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="KIS_", env_file=".env", extra="ignore", hide_input_in_errors=True
@@ -34,6 +38,8 @@ class KISSettings(BaseSettings):
     ws_url: str = Field(default=DEFAULT_WS_URL, pattern=r"^wss?://\S+$")
     rest_url: str = Field(default=DEFAULT_REST_URL, pattern=r"^https?://\S+$")
     stall_timeout: PositiveFloat = DEFAULT_STALL_TIMEOUT_SECS
+    master_url: str = Field(default=DEFAULT_MASTER_URL, pattern=r"^(https?|file)://\S+$")
+    krx_calendar_file: str | None = None
 
     def credentials(self) -> tuple[str, str]:
         """Return ``(app_key, app_secret)``; raise `ConfigError` naming what is missing."""
@@ -56,3 +62,13 @@ def load_settings(**overrides: object) -> KISSettings:
         error = exc.errors()[0]
         field = "_".join(str(part) for part in error.get("loc", ())) or "settings"
         raise ConfigError(f"invalid KIS_{field.upper()}: {error.get('msg', 'invalid value')}") from None
+
+
+def configure_calendar(settings: KISSettings) -> None:
+    """Apply ``KIS_KRX_CALENDAR_FILE`` (closures and late opens the KRX calendar does not know yet)."""
+    from kis_adapter import krx
+
+    try:
+        krx.configure(settings.krx_calendar_file)
+    except krx.CalendarError as exc:
+        raise ConfigError(f"invalid KIS_KRX_CALENDAR_FILE: {exc}") from None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,37 @@ from typing import Any
 import pytest
 
 from kis_adapter.capture import CaptureWriter
+from kis_adapter.master import master_for_codes
 
 CaptureFactory = Callable[..., Path]
+
+# The codes the suite streams; a master listing them stands in for KIS's download (no internet).
+TEST_MASTER_CODES = (
+    "A11612",
+    "A50612",
+    "A13612",
+    "A16612",
+    "A17612",
+    "A21612",
+    "A25612",
+    "A31612",
+    "A3C612",
+    "A3G612",
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def local_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``KIS_MASTER_URL`` → a local master file for every test and every process a test starts."""
+    path = tmp_path_factory.mktemp("master") / "fo_stk_code_mts.mst.zip"
+    path.write_bytes(master_for_codes(TEST_MASTER_CODES))
+    previous = os.environ.get("KIS_MASTER_URL")
+    os.environ["KIS_MASTER_URL"] = path.as_uri()
+    yield path
+    if previous is None:
+        os.environ.pop("KIS_MASTER_URL", None)
+    else:
+        os.environ["KIS_MASTER_URL"] = previous
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """
-Connect to KIS, subscribe H0ZFANC0 for the codes, and write every received message (acks and
-PINGPONG included) to gzip captures in DIR, one file per KST trading day, until SIGINT/SIGTERM or
---duration. A reconnect shows in the capture as close/open events plus one ``gap`` event whose
-``start``/``end`` bound the time nothing could be received. Credentials come from KIS_APP_KEY
+Connect to KIS, register the TRs (--tr, default H0ZFANC0) for the codes, and write every received
+message (acks and PINGPONG included) to gzip captures in DIR, one file per KST trading day, until
+SIGINT/SIGTERM or --duration. The day's stock-futures master (KIS_MASTER_URL) is saved beside the
+captures as fo_stk_code_mts-YYYYMMDD.mst for convert; fetching it never delays the recording. A
+reconnect shows in the capture as close/open events plus one ``gap`` event whose ``start``/``end``
+bound the time nothing could be received. Credentials come from KIS_APP_KEY
 and KIS_APP_SECRET (environment or .env); they and the approval key are never written.
 """
 
@@ -15,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,13 +37,23 @@ if TYPE_CHECKING:
 # FLUSH_PERIOD_SECS by a timer: a kill -9 loses at most ~2 * FLUSH_PERIOD_SECS of data.
 FLUSH_PERIOD_SECS: Final = 0.5
 STATS_PERIOD_SECS: Final = 30.0
-MAX_CODES: Final = 41
+MASTER_CHECK_SECS: Final = 60.0  # how often the recorder looks whether a new KST day needs its master
+MASTER_RETRY_SECS: Final = 900.0
+MAX_REGISTRATIONS: Final = 41  # one KIS session, all TRs combined (kis_adapter.krx)
+RECORDABLE_TRS: Final = ("H0ZFANC0", "H0ZFCNT0", "H0ZFASP0")
 log = logging.getLogger("kis_adapter.record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--codes", required=True, metavar="C1,C2", help="comma-separated KIS stock-futures short codes"
+    )
+    parser.add_argument(
+        "--tr",
+        default="H0ZFANC0",
+        metavar="TR[,TR…]",
+        help="TRs to register per code: H0ZFANC0 (expected fills, default), H0ZFCNT0 (trades), "
+        "H0ZFASP0 (book), or all",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="capture directory (created if missing)")
     parser.add_argument(
@@ -75,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.settings import load_settings
 
     codes = parse_codes(args.codes)
+    tr_ids = parse_trs(args.tr)
+    if len(codes) * len(tr_ids) > MAX_REGISTRATIONS:
+        raise ConfigError(
+            f"{len(codes)} codes × {len(tr_ids)} TRs = {len(codes) * len(tr_ids)} registrations; "
+            f"one KIS session holds at most {MAX_REGISTRATIONS}"
+        )
     settings = load_settings(ws_url=args.ws_url, rest_url=args.rest_url, stall_timeout=args.stall_timeout)
     app_key, app_secret = settings.credentials()
     _configure_logging(getattr(args, "verbose", False))
@@ -84,7 +103,14 @@ def run(args: argparse.Namespace) -> int:
         custtype=settings.custtype,
         stall_timeout_secs=settings.stall_timeout,
     )
-    recorder = Recorder(config, Credentials(app_key, app_secret), codes, Path(args.out))
+    recorder = Recorder(
+        config,
+        Credentials(app_key, app_secret),
+        codes,
+        Path(args.out),
+        tr_ids=tr_ids,
+        master_url=settings.master_url,
+    )
     try:
         asyncio.run(recorder.run(args.duration))
     finally:
@@ -97,35 +123,76 @@ def parse_codes(text: str) -> list[str]:
     codes = list(dict.fromkeys(code.strip() for code in text.split(",") if code.strip()))
     if not codes:
         raise ConfigError("--codes needs at least one code, e.g. --codes A11612,A50612")
-    if len(codes) > MAX_CODES:
-        raise ConfigError(f"--codes has {len(codes)} codes; one KIS session holds at most {MAX_CODES}")
+    if len(codes) > MAX_REGISTRATIONS:
+        raise ConfigError(
+            f"--codes has {len(codes)} codes; one KIS session holds at most {MAX_REGISTRATIONS}"
+        )
     bad = [code for code in codes if len(code) > 12 or not code.isascii() or not code.isalnum()]
     if bad:
         raise ConfigError(f"invalid code {bad[0]!r} in --codes (expected a short code such as A11612)")
     return codes
 
 
+def save_master_snapshot(url: str, directory: Path, day) -> Path:
+    """Download the master and keep it as ``fo_stk_code_mts-YYYYMMDD.mst`` (written aside, then renamed)."""
+    import os
+
+    from kis_adapter.master import parse_master
+    from kis_adapter.master import read_master_bytes
+    from kis_adapter.master_files import fetch_master
+    from kis_adapter.master_files import master_snapshot_path
+
+    data = read_master_bytes(fetch_master(url, timeout_secs=10.0, attempts=3), url)
+    parse_master(data, url)  # never keep something convert could not read
+    target = master_snapshot_path(directory, day)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target
+
+
+def parse_trs(text: str) -> list[str]:
+    """``"H0ZFANC0,H0ZFCNT0"`` or ``"all"`` → the TR ids, in registry order; unknown ids are refused."""
+    names = [name.strip().upper() for name in text.split(",") if name.strip()]
+    if names == ["ALL"]:
+        return list(RECORDABLE_TRS)
+    unknown = [name for name in names if name not in RECORDABLE_TRS]
+    if not names or unknown:
+        bad = f"unknown TR {unknown[0]!r}" if unknown else "no TR given"
+        raise ConfigError(f"--tr: {bad} (choose from {', '.join(RECORDABLE_TRS)}, or all)")
+    return [tr for tr in RECORDABLE_TRS if tr in names]
+
+
 class Recorder:
     """Session sink → `CaptureWriter`; session events → capture events; a timer flushes the file."""
 
-    def __init__(self, config: SessionConfig, credentials: Credentials, codes: list[str], out: Path) -> None:
+    def __init__(
+        self,
+        config: SessionConfig,
+        credentials: Credentials,
+        codes: list[str],
+        out: Path,
+        *,
+        tr_ids: list[str] | None = None,
+        master_url: str | None = None,
+    ) -> None:
         from kis_adapter.capture import CaptureWriter
         from kis_adapter.capture import Redactor
         from kis_adapter.protocol import Decoder
-        from kis_adapter.protocol import H0ZFANC0
         from kis_adapter.session import KISSession
 
         self.codes = codes
         self.redactor = Redactor([credentials.app_key, credentials.app_secret])
         self.writer: CaptureWriter = CaptureWriter(
             out,
-            header={"tr_ids": [H0ZFANC0], "codes": codes},
+            header={"tr_ids": self.tr_ids, "codes": codes},
             redactor=self.redactor,
             flush_interval_secs=FLUSH_PERIOD_SECS,
         )
         self.session: KISSession = KISSession(config, credentials, self._on_message, self._on_event)
         for code in codes:
-            self.session.subscribe(H0ZFANC0, code)
+            for tr_id in self.tr_ids:
+                self.session.subscribe(tr_id, code)
         # Decoding here is for monitoring only (records/s, skips by reason): the capture stays raw.
         self.decoder = Decoder()
         self.events_written = 0
@@ -144,6 +211,8 @@ class Recorder:
             asyncio.create_task(self._flush_periodically()),
             asyncio.create_task(self._log_stats_periodically()),
         ]
+        if self.master_url:
+            helpers.append(asyncio.create_task(self._save_masters()))
         if duration is not None:
             helpers.append(asyncio.create_task(self._stop_after(duration)))
         try:
@@ -253,6 +322,38 @@ class Recorder:
                 self.decode_summary(),
             )
             previous = records
+
+    async def _save_masters(self) -> None:
+        """Keep each KST day's master beside the captures; a failure is a WARNING, never a stop."""
+        from kis_adapter.krx import kst_date
+
+        saved: set[str] = set()
+        retry_at = 0.0
+        while True:
+            day = kst_date(time.time_ns())
+            if day.isoformat() not in saved and time.monotonic() >= retry_at:
+                try:
+                    path = await asyncio.to_thread(save_master_snapshot, self.master_url, self.out, day)
+                except Exception as exc:  # never fatal: the capture goes on without the master
+                    retry_at = time.monotonic() + MASTER_RETRY_SECS
+                    log.warning(
+                        "Master not saved for %s: %s (retrying in %.0f min)", day, exc, MASTER_RETRY_SECS / 60
+                    )
+                    self._event("master", day=day.isoformat(), error=str(exc))
+                else:
+                    saved.add(day.isoformat())
+                    log.info("Master of %s saved: %s", day, path)
+                    self._event("master", day=day.isoformat(), path=str(path))
+            await asyncio.sleep(MASTER_CHECK_SECS)
+
+    def _event(self, kind: str, **detail: object) -> None:
+        if self._error is not None:
+            return
+        try:
+            self.writer.write_event(time.time_ns(), kind, **detail)
+            self.events_written += 1
+        except Exception as exc:
+            self._fail(exc)
 
     async def _stop_after(self, duration: float) -> None:
         await asyncio.sleep(duration)

@@ -89,6 +89,37 @@ class FeedContext:
     instrument_ids: InstrumentIds = field(default_factory=InstrumentIds)
 
 
+class ReferencePrices:
+    """
+    The first previous close seen per code and KST day (of the receive time): expected fills and
+    trades both carry it (``price - change``). It sets a contract's ``price_increment``; the live
+    client and `convert` learn it from the same records by the same rule, so their instruments agree.
+    """
+
+    TRS: Final = frozenset({"H0ZFANC0", "H0ZFCNT0"})
+
+    __slots__ = ("prices",)
+
+    def __init__(self) -> None:
+        self.prices: dict[tuple[str, int], float] = {}
+
+    def note(self, tr_id: str, rows: list[Any], ts_init: int) -> list[tuple[str, float]]:
+        """Learn from the rows of one message; return the ``(code, previous close)`` newly learned."""
+        if tr_id not in self.TRS:
+            return []
+        day = (ts_init + KST_OFFSET_NS) // DAY_NS
+        prices = self.prices
+        learned = []
+        for row in rows:
+            if row.price and (row.code, day) not in prices:
+                price = prices[(row.code, day)] = float(row.price - row.change)
+                learned.append((row.code, price))
+        return learned
+
+    def for_day(self, day: int) -> dict[str, float]:
+        return {code: price for (code, d), price in self.prices.items() if d == day}
+
+
 class Mapper(ABC):
     """Rows of one TR → Nautilus objects for the bus; `counts` holds what was not emitted, by reason."""
 
