@@ -27,6 +27,7 @@ import msgspec
 from nautilus_trader.backtest.config import BacktestDataConfig
 from nautilus_trader.backtest.config import BacktestEngineConfig
 from nautilus_trader.backtest.config import BacktestRunConfig
+from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.common.config import ImportableActorConfig
@@ -36,11 +37,15 @@ from nautilus_trader.core.data import Data
 from nautilus_trader.core.inspect import is_nautilus_class
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.funcs import class_to_filename
 from nautilus_trader.trading.config import ImportableStrategyConfig
 from nautilus_trader.trading.strategy import Strategy
 
+from kis_adapter.catalog import recover_catalog
 from kis_adapter.constants import KIS
+from kis_adapter.constants import KRX_VENUE_NAME
 from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
 from kis_adapter.report import Marker
@@ -54,6 +59,10 @@ from kis_adapter.report import write_table
 from kis_adapter.types import KISExpectedFill
 
 KIS_DATA_CLS: Final = "kis_adapter.types:KISExpectedFill"
+TRADE_TICK_CLS: Final = "nautilus_trader.model.data:TradeTick"
+QUOTE_TICK_CLS: Final = "nautilus_trader.model.data:QuoteTick"
+DEPTH_CLS: Final = "nautilus_trader.model.data:OrderBookDepth10"
+DEFAULT_BALANCE: Final = "100000000 KRW"
 DEFAULT_STRATEGIES: Final = (
     "strategies.auction_monitor:AuctionMonitor",
     "strategies.preopen_signal:PreOpenSignal",
@@ -74,12 +83,17 @@ class EventCounterConfig(ActorConfig, frozen=True):
         The client id of each data type (same order).
     keep_points : bool, default True
         Also keep ``(ts_event, price, quantity, prev_close)`` of every `KISExpectedFill`, for the chart.
+    trade_instruments, quote_instruments, depth_instruments : tuple[str, ...]
+        Instruments whose trades, quotes and 10-level books to count.
 
     """
 
     data_types: tuple[str, ...] = ()
     client_ids: tuple[str, ...] = ()
     keep_points: bool = True
+    trade_instruments: tuple[str, ...] = ()
+    quote_instruments: tuple[str, ...] = ()
+    depth_instruments: tuple[str, ...] = ()
 
 
 class EventCounter(Actor):
@@ -91,8 +105,20 @@ class EventCounter(Actor):
         self.points: dict[str, list[Point]] = {}
 
     def on_start(self) -> None:
-        for path, client_id in zip(self.config.data_types, self.config.client_ids, strict=True):
+        config = self.config
+        for path, client_id in zip(config.data_types, config.client_ids, strict=True):
             self.subscribe_data(DataType(_resolve(path, "data type")), client_id=ClientId(client_id))
+        for value in config.trade_instruments:
+            self.subscribe_trade_ticks(InstrumentId.from_str(value))
+        for value in config.quote_instruments:
+            self.subscribe_quote_ticks(InstrumentId.from_str(value))
+        for value in config.depth_instruments:
+            self.subscribe_order_book_depth(InstrumentId.from_str(value))
+
+    def _count(self, data: Data) -> None:
+        self.counts[(type(data).__name__, str(data.instrument_id))] += 1
+
+    on_trade_tick = on_quote_tick = on_order_book_depth = _count
 
     def on_data(self, data: Data) -> None:
         instrument_id = getattr(data, "instrument_id", None)
@@ -199,16 +225,111 @@ def strategy_configs(
     return configs
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogInventory:
+    """Which instruments a catalog holds data of, per kind (read from its directory layout)."""
+
+    expected: frozenset[str] = frozenset()
+    trades: frozenset[str] = frozenset()
+    quotes: frozenset[str] = frozenset()
+    depth: frozenset[str] = frozenset()
+    instruments: frozenset[str] = frozenset()
+
+    @property
+    def tradable(self) -> list[str]:
+        """Instruments with trades and a `FuturesContract`: what a venue can fill orders on."""
+        return sorted(self.trades & self.instruments)
+
+    @property
+    def untradable(self) -> list[str]:
+        """Instruments with market data but no `FuturesContract` (converted without a master)."""
+        return sorted((self.trades | self.quotes | self.depth) - self.instruments)
+
+
+_INVENTORY_DIRS: Final = {
+    "expected": "custom_kis_expected_fill",
+    "trades": "trade_tick",
+    "quotes": "quote_tick",
+    "depth": "order_book_depths",
+    "instruments": "futures_contract",
+}
+
+
+def catalog_inventory(catalog_path: str | Path) -> CatalogInventory:
+    """The instruments per data kind of a catalog (directories holding at least one Parquet file)."""
+    root = Path(catalog_path) / "data"
+    found = {}
+    for kind, name in _INVENTORY_DIRS.items():
+        directory = root / name
+        found[kind] = frozenset(
+            d.name for d in (directory.iterdir() if directory.is_dir() else []) if any(d.glob("*.parquet"))
+        )
+    return CatalogInventory(**found)
+
+
+def krx_venue_config(balance: str = DEFAULT_BALANCE, *, depth: bool = False) -> BacktestVenueConfig:
+    """
+    The simulated venue ``KRX``: NETTING, MARGIN, KRW, the starting balance; an L2 book when the run
+    has 10-level books (an L1 book would take level 10 of a depth as its top), else L1.
+    """
+    try:
+        money = Money.from_str(balance)
+    except ValueError as exc:
+        raise ConfigError(f'--balance: {exc} (e.g. "100000000 KRW")') from None
+    if money.currency.code != "KRW" or money.as_double() <= 0:
+        raise ConfigError(f'--balance must be a positive KRW amount, e.g. "100000000 KRW" (got {balance!r})')
+    return BacktestVenueConfig(
+        name=KRX_VENUE_NAME,
+        oms_type="NETTING",
+        account_type="MARGIN",
+        base_currency="KRW",
+        starting_balances=[str(money)],
+        book_type="L2_MBP" if depth else "L1_MBP",
+    )
+
+
 def build_run_config(
     catalog_path: str | Path,
     strategies: Sequence[ImportableStrategyConfig],
     *,
     log_level: str = "ERROR",
+    balance: str = DEFAULT_BALANCE,
 ) -> BacktestRunConfig:
-    """A run over every `KISExpectedFill` in the catalog: no venue, no instruments needed."""
+    """
+    A run over everything in the catalog: `KISExpectedFill` (custom data, client ``KIS``), and, when
+    the catalog holds `FuturesContract`s and trades, the simulated venue ``KRX`` with the trades,
+    quotes and books of those instruments.
+    """
+    inventory = catalog_inventory(catalog_path)
+    catalog = str(catalog_path)
+    data = []
+    if inventory.expected:
+        data.append(BacktestDataConfig(catalog_path=catalog, data_cls=KIS_DATA_CLS, client_id=KIS))
+    venues = []
+    tradable = inventory.tradable
+    if tradable:
+        depth = sorted(inventory.depth & set(tradable))
+        quotes = sorted(inventory.quotes & set(tradable))
+        venues.append(krx_venue_config(balance, depth=bool(depth)))
+        data.append(
+            BacktestDataConfig(catalog_path=catalog, data_cls=TRADE_TICK_CLS, instrument_ids=tradable)
+        )
+        if quotes:
+            data.append(
+                BacktestDataConfig(catalog_path=catalog, data_cls=QUOTE_TICK_CLS, instrument_ids=quotes)
+            )
+        # One entry per instrument: NautilusTrader's L2 check looks for a book entry naming an instrument.
+        data += [
+            BacktestDataConfig(
+                catalog_path=catalog, data_cls=DEPTH_CLS, instrument_id=InstrumentId.from_str(iid)
+            )
+            for iid in depth
+        ]
+    if not data:
+        data.append(BacktestDataConfig(catalog_path=catalog, data_cls=KIS_DATA_CLS, client_id=KIS))
     return BacktestRunConfig(
-        venues=[],
-        data=[BacktestDataConfig(catalog_path=str(catalog_path), data_cls=KIS_DATA_CLS, client_id=KIS)],
+        venues=venues,
+        data=data,
         engine=BacktestEngineConfig(strategies=list(strategies), logging=LoggingConfig(log_level=log_level)),
     )
 
@@ -280,6 +401,8 @@ def run_backtest(
     from nautilus_trader.backtest.node import BacktestNode
 
     validate_run_config(config)
+    for catalog in {d.catalog_path for d in config.data}:
+        recover_catalog(catalog)  # complete a write an interrupted convert left half done
     custom = [d for d in config.data if not is_nautilus_class(_data_cls(d))]  # built-ins have own handlers
     counter = ImportableActorConfig(
         actor_path="kis_adapter.backtest:EventCounter",
@@ -288,6 +411,9 @@ def run_backtest(
             "data_types": [_type_path(_data_cls(d)) for d in custom],
             "client_ids": [str(d.client_id) for d in custom],
             "keep_points": chart and report_dir is not None,
+            "trade_instruments": _instruments_of(config, "TradeTick"),
+            "quote_instruments": _instruments_of(config, "QuoteTick"),
+            "depth_instruments": _instruments_of(config, "OrderBookDepth10"),
         },
     )
     engine_config = config.engine or BacktestEngineConfig()
@@ -325,6 +451,24 @@ def run_backtest(
     if report_dir is not None:
         write_report(outcome, Path(report_dir), chart=chart)
     return outcome
+
+
+def _instruments_of(config: BacktestRunConfig, type_name: str) -> list[str]:
+    """The instruments whose `type_name` data the run loads (all of the catalog's when not named)."""
+    out: set[str] = set()
+    for data in config.data:
+        if _data_cls(data).__name__ != type_name:
+            continue
+        if data.instrument_id is not None:
+            out.add(str(data.instrument_id))
+        elif data.instrument_ids:
+            out.update(str(i) for i in data.instrument_ids)
+        else:
+            out.update(getattr(catalog_inventory(data.catalog_path), _KIND_OF[type_name]))
+    return sorted(out)
+
+
+_KIND_OF: Final = {"TradeTick": "trades", "QuoteTick": "quotes", "OrderBookDepth10": "depth"}
 
 
 def _data_cls(data: BacktestDataConfig) -> type:

@@ -95,7 +95,7 @@ def test_kill_9_leaves_a_capture_readable_up_to_the_last_flush(env: dict[str, st
             _stop(proc)
         sent = sim.simulator.connections[0].sent_texts()
     assert proc.returncode == -signal.SIGKILL
-    [path] = sorted(out.iterdir())
+    [path] = sorted(out.glob("kis-*.jsonl*"))
     messages, reader = _read_all(path)  # never raises on a cut file
     assert messages == sent[: len(messages)]  # a clean prefix of what was sent, nothing invented
     assert len(messages) >= handled  # everything up to the checkpoint survived
@@ -122,7 +122,7 @@ def test_sigterm_mid_stream_loses_nothing(env: dict[str, str], tmp_path: Path) -
         replay_done = sim.simulator.replay_done
     assert proc.returncode == 0, stderr
     assert not replay_done
-    [path] = sorted(out.iterdir())
+    [path] = sorted(out.glob("kis-*.jsonl*"))
     messages, reader = _read_all(path)
     assert not reader.stats.truncated and reader.stats.bad_lines == 0
     assert len(messages) >= sent_before
@@ -210,7 +210,7 @@ def test_full_disk_mid_stream_is_one_error_line_and_a_nonzero_exit(
     [error] = _error_lines(stderr)
     assert error.startswith("Error: recording stopped: cannot write capture") and "File too large" in error
     assert "Traceback" not in stderr and "writing failed" in stdout
-    [path] = sorted(out.iterdir())
+    [path] = sorted(out.glob("kis-*.jsonl*"))
     messages, reader = _read_all(path)  # what did reach the disk is still readable
     assert messages and reader.stats.bad_lines == 0
 

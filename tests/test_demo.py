@@ -25,7 +25,7 @@ def test_demo_twice_prints_summary_and_writes_chart(tmp_path, capsys):
     chart = tmp_path / "report" / "chart.png"
     assert f"Chart: {chart}" in out1
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 100_000
-    assert "Chunks: 10 written" in out1 and "Chunks: 0 written, 0 merged, 10 already in the catalog" in out2
+    assert "Chunks: 40 written" in out1 and "Chunks: 0 written, 0 merged, 40 already in the catalog" in out2
     events = [re.search(r"Events delivered: ([\d,]+)", out).group(1) for out in (out1, out2)]
     assert events[0] == events[1] and int(events[0].replace(",", "")) > 5_000
     assert re.search(r"Decisions: 10 \(FLAT \d+, LONG \d+, SHORT \d+\)", out1)

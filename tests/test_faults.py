@@ -40,7 +40,7 @@ RECONNECTING = re.compile(r"Reconnecting in ([0-9.]+)s \(attempt (\d+)\)")
 
 
 def _capture(out: Path) -> Path:
-    [path] = sorted(out.iterdir())
+    [path] = sorted(out.glob("kis-*.jsonl*"))
     return path
 
 

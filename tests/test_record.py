@@ -71,7 +71,7 @@ def test_record_captures_every_message_the_server_sent(
         secrets = _secrets(sim)
         stats = sim.simulator.stats
     assert code == 0
-    [path] = sorted(out.iterdir())
+    [path] = sorted(out.glob("kis-*.jsonl*"))
     header, messages, reader = _read(path)
     assert header["format"] == "kis-capture" and header["version"] == 1
     assert header["tr_ids"] == [TR] and header["codes"] == list(CODES)
@@ -114,7 +114,7 @@ def test_record_subprocess_sigterm_exits_zero_with_a_complete_capture(
         sent = _sent_texts(sim)
         secrets = _secrets(sim)
     assert proc.returncode == 0, stderr
-    [path] = sorted(out.iterdir())
+    [path] = sorted(out.glob("kis-*.jsonl*"))
     _, messages, reader = _read(path)
     assert not reader.stats.truncated
     assert messages == sent
@@ -180,7 +180,7 @@ def test_record_shows_a_reconnect_as_close_and_open_events(env: dict[str, str], 
         sent = _sent_texts(sim)
         stats = sim.simulator.stats
     assert result == [0]
-    [path] = sorted(out.iterdir())
+    [path] = sorted(out.glob("kis-*.jsonl*"))
     _, messages, reader = _read(path)
     assert messages == sent
     assert stats.connections == 2 and stats.approval_requests == 1 and stats.frames_missed > 0

@@ -182,6 +182,9 @@ class Recorder:
         from kis_adapter.session import KISSession
 
         self.codes = codes
+        self.tr_ids = tr_ids or ["H0ZFANC0"]
+        self.out = out
+        self.master_url = master_url
         self.redactor = Redactor([credentials.app_key, credentials.app_secret])
         self.writer: CaptureWriter = CaptureWriter(
             out,
