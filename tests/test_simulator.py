@@ -283,6 +283,21 @@ def test_loop_replays_the_capture_again() -> None:
     run_async(main())
 
 
+def test_clearing_loop_ends_a_looping_replay_after_the_current_pass() -> None:
+    """`simulator.loop = False` while looping: the replay ends (benchmarks end their runs this way)."""
+
+    async def main() -> None:
+        async with KISSimulator(make_frames(count=5, interval_ms=1), loop=True, speed=0) as sim:
+            ws, _ = await _subscribe_raw(sim, APP_KEY)
+            await sim.wait_for(lambda: sim.replay_passes >= 2)
+            sim.loop = False
+            await sim.wait_replay_done()
+            await ws.close()
+            assert len(sim.connections[0].sent_data_frames()) == 5 * sim.replay_passes
+
+    run_async(main())
+
+
 def test_capture_files_are_loaded_without_control_frames(tmp_path: Path) -> None:
     """From a capture only plain data frames are kept; offsets come from the recorded ts."""
     data = make_frames(count=3, interval_ms=20)

@@ -139,7 +139,8 @@ class KISSimulator:
         such clients; an answer is the PINGPONG echoed as a text frame or a Pong frame carrying it.
         None or 0 never closes.
     loop : bool, default False
-        Replay the capture again and again (each timeline on its own).
+        Replay the capture again and again (each timeline on its own); read after each pass, so
+        setting ``simulator.loop = False`` makes the current pass the last.
     credentials : Mapping[str, str], optional
         Accepted ``app_key -> app_secret`` pairs (REST approval and token); by default any non-empty
         pair is accepted. Every app key gets its own session (cap, timeline).
@@ -495,7 +496,7 @@ class KISSimulator:
         self._finished_passes += sum(t.passes for t in self._timelines if t.done)
         self._timelines = [t for t in self._timelines if not t.done]
         timeline = Timeline(
-            self.frames, deliver, speed=self.speed, loop=self.loop, on_change=self._notifier.notify
+            self.frames, deliver, speed=self.speed, loop=lambda: self.loop, on_change=self._notifier.notify
         )
         self._timelines.append(timeline)
         self.stats.timelines_started += 1

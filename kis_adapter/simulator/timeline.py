@@ -29,8 +29,9 @@ class Timeline:
     """
     Replay `frames` to `deliver` at the capture's pacing divided by `speed` (0: as fast as possible).
 
-    With `loop`, start again after the last frame, one average frame interval later. `on_change` is
-    called after every frame and at the end (the simulator wakes its waiters with it).
+    While `loop()` is true (asked after each pass, so a caller can end a looping replay), start again
+    one average frame interval after the last frame. `on_change` is called after every frame and at
+    the end (the simulator wakes its waiters with it).
     """
 
     def __init__(
@@ -39,7 +40,7 @@ class Timeline:
         deliver: Deliver,
         *,
         speed: float,
-        loop: bool,
+        loop: Callable[[], bool],
         on_change: Callable[[], None],
     ) -> None:
         self.frames = frames
@@ -93,7 +94,7 @@ class Timeline:
                     self._on_change()
                 self.passes += 1
                 self._on_change()
-                if not self.loop or not self.frames:
+                if not self.loop() or not self.frames:
                     break
                 await asyncio.sleep(self._loop_gap_secs())
                 self.position = 0
