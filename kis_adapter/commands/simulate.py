@@ -282,14 +282,16 @@ def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str
 
 
 def summary_line(simulator: KISSimulator) -> str:
+    """The run in one line: connections, REST requests, registrations, replays, frames, heartbeats."""
     s = simulator.stats
     return (
         f"Served {s.connections} connections ({s.refused_in_use} refused OPSP8996, {s.pingpong_drops} closed "
         f"for unanswered PINGPONG, {s.aborts} aborted by faults), {s.approval_requests} approval requests, "
         f"{s.token_requests} token requests, {s.master_requests} master downloads; "
         f"{s.subscriptions} subscriptions, {s.duplicates} already subscribed, {s.error_acks} error acks; "
-        f"{s.timelines_started} replays ({s.timelines_resumed} resumed); "
-        f"{s.frames_sent:,} frames sent, {s.frames_missed:,} missed (nobody subscribed)"
+        f"{s.timelines_started} replays ({s.timelines_resumed} resumed), {s.faults_injected} faults; "
+        f"{s.frames_sent:,} frames sent, {s.frames_missed:,} missed (due while nobody subscribed, or while "
+        f"a session was disconnected); {s.pingpongs_sent} PINGPONGs, {s.pongs_received} answered"
     )
 
 

@@ -38,6 +38,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
+from kis_adapter.master import is_valid_code
 from kis_adapter.master import master_for_codes
 from kis_adapter.master import parse_master
 from kis_adapter.master import read_master_bytes
@@ -215,16 +216,13 @@ class KISSimulator:
         self.resume_window_secs = resume_window_secs
         self.sticky_registrations = sticky_registrations
         self.faults = tuple(sorted(faults, key=lambda fault: fault.at_secs))
-        self.autostart_replay = autostart_replay
         self.record_sent = record_sent
         self.capture_codes = frozenset(code for frame in self.frames for code in frame.codes)
         self.capture_tr_ids = frozenset(frame.tr_id for frame in self.frames)
         self.known_tr_ids = KIS_REALTIME_TR_IDS | self.capture_tr_ids
         if master is None:
-            master_zip, self.master_codes = (
-                master_for_codes(self.capture_codes),
-                frozenset(self.capture_codes),
-            )
+            master_zip = master_for_codes(self.capture_codes)
+            self.master_codes = frozenset(filter(is_valid_code, self.capture_codes))  # as master_for_codes
         else:
             parsed = parse_master(master)  # MasterError when it is not a master
             mst = read_master_bytes(master)
