@@ -519,6 +519,7 @@ def test_master_zip_is_served_with_the_capture_codes() -> None:
     """GET the master: a zip holding fo_stk_code_mts.mst (cp949) that lists every code of every TR."""
     frames = make_tr_frames([(TR, [CODE]), (TRADES, [CODE2]), (BOOK, ["A90612"])])
     with simulator_thread(frames) as sim:
+        assert sim.master_url == sim.rest_url + "/common/master/fo_stk_code_mts.mst.zip"
         status, content_type, body = _master_zip(sim.rest_url)
     assert (status, content_type) == (200, "application/zip")
     with zipfile.ZipFile(io.BytesIO(body)) as archive:
