@@ -22,7 +22,6 @@ import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterable
-from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Final
@@ -79,6 +78,11 @@ class MasterParse:
 
     def describe_skips(self) -> str:
         return ", ".join(f"{reason}={n}" for reason, n in sorted(self.skipped.items())) or "none"
+
+
+def is_valid_code(code: str) -> bool:
+    """Whether `code` can be a master short code (1-12 ASCII letters and digits)."""
+    return 0 < len(code) <= 12 and code.isascii() and code.isalnum()
 
 
 def read_master_bytes(data: bytes, source: str = "master") -> bytes:
@@ -157,7 +161,7 @@ def parse_master(data: bytes, source: str = "master", *, outright_only: bool = T
         if outright_only and product_type not in OUTRIGHT_TYPES:
             parse.skipped["not_outright"] += 1
             continue
-        if not code or len(code) > 12 or not code.isascii() or not code.isalnum():
+        if not is_valid_code(code):
             parse.skipped["bad_code"] += 1
             continue
         match = _NAME_RE.search(name)
@@ -248,13 +252,16 @@ def format_row(row: MasterRow) -> str:
 def build_master(rows: Iterable[MasterRow], *, zipped: bool = False) -> bytes:
     """Serialise rows as a cp949 master file (or the KIS zip holding it)."""
     text = "".join(format_row(row) + "\n" for row in rows).encode(ENCODING, errors="replace")
-    if not zipped:
-        return text
+    return zip_master(text) if zipped else text
+
+
+def zip_master(mst: bytes) -> bytes:
+    """The ``.mst`` bytes as KIS publishes them: a zip holding one member ``fo_stk_code_mts.mst``."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         info = zipfile.ZipInfo(MASTER_FILE_NAME, date_time=(2026, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED
-        archive.writestr(info, text)
+        archive.writestr(info, mst)
     return buffer.getvalue()
 
 
@@ -268,7 +275,7 @@ def synthetic_row(code: str, underlying_name: str | None = None, underlying: str
     """
     month = contract_month_of(code) or (2026, 12)
     known = {"11": ("005930", "삼성전자"), "50": ("000660", "SK하이닉스")}.get(code[1:3])
-    ticker = underlying or (known[0] if known else f"9{int(code[1:3], 36):05d}")
+    ticker = underlying or (known[0] if known else f"9{int(code[1:3] or '0', 36):05d}")
     name_of = underlying_name or (known[1] if known else f"종목{code[1:3]}")
     year, mon = month
     return MasterRow(
@@ -285,6 +292,7 @@ def synthetic_row(code: str, underlying_name: str | None = None, underlying: str
     )
 
 
-def master_for_codes(codes: Sequence[str], *, zipped: bool = True) -> bytes:
-    """A master listing `codes` (sorted, unique) with `synthetic_row`s."""
-    return build_master((synthetic_row(code) for code in sorted(set(codes))), zipped=zipped)
+def master_for_codes(codes: Iterable[str], *, zipped: bool = True) -> bytes:
+    """A master listing `codes` (sorted, unique, invalid codes left out) with `synthetic_row`s."""
+    valid = sorted({code for code in codes if is_valid_code(code)})
+    return build_master((synthetic_row(code) for code in valid), zipped=zipped)

@@ -220,3 +220,50 @@ def build_pingpong_now() -> str:
 
     now = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).strftime("%Y%m%d%H%M%S")
     return build_pingpong(now)
+
+
+# -- appended for the simulator's fidelity suite (all three TRs, several app keys) -----------------
+
+TRADES, BOOK = "H0ZFCNT0", "H0ZFASP0"
+FEED_TRS = (TR, TRADES, BOOK)
+FIELD_COUNTS = {TR: 8, TRADES: 49, BOOK: 68}  # as in the official samples (reference §4, §5)
+
+
+def tr_record(tr_id: str, code: str, n: int) -> tuple[str, ...]:
+    """One record of `tr_id` for `code` with the TR's field count; values depend on `n`."""
+    if tr_id == TR:
+        return record(code, n)
+    base = record(code, n)[:2]  # code, HHMMSS: the same first two fields in every stock-futures TR
+    return (*base, *(str(75_000 + n * 10 + i) for i in range(FIELD_COUNTS[tr_id] - 2)))
+
+
+def make_tr_frames(
+    plan: Sequence[tuple[str, Sequence[str]]], interval_ms: float = 1.0, *, start_ts: int = START_TS
+) -> list[tuple[int, str]]:
+    """One frame per ``(tr_id, codes)`` of `plan`, in order; a frame with several codes is multi-record."""
+    return [
+        (
+            start_ts + int(i * interval_ms * 1e6),
+            build_data_frame(tr_id, [tr_record(tr_id, c, i) for c in codes]),
+        )
+        for i, (tr_id, codes) in enumerate(plan)
+    ]
+
+
+def expected_delivery(
+    frames: Iterable[tuple[int, str]], registrations: Iterable[tuple[str, str]]
+) -> list[str]:
+    """What a connection registered for `registrations` must receive of `frames`, cut record by record."""
+    wanted = set(registrations)
+    out = []
+    for _, text in frames:
+        _, tr_id, count, payload = text.split("|", 3)
+        fields = payload.split("^")
+        width = len(fields) // int(count)
+        records = [tuple(fields[i : i + width]) for i in range(0, len(fields), width)]
+        kept = [r for r in records if (tr_id, r[0]) in wanted]
+        if len(kept) == len(records):
+            out.append(text)
+        elif kept:
+            out.append(build_data_frame(tr_id, kept))
+    return out

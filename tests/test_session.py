@@ -612,7 +612,8 @@ def test_no_secret_in_logs_events_or_reprs(caplog: pytest.LogCaptureFixture) -> 
     approval_keys: list[str] = []
 
     async def main() -> None:
-        async with KISSimulator(make_frames(count=20, interval_ms=1), pingpong_interval_secs=0.05) as sim:
+        frames = make_frames(count=20, interval_ms=1)
+        async with KISSimulator(frames, pingpong_interval_secs=0.05, known_codes={CODE2}) as sim:
             session, collector = new_session(sim, stats_log_interval_secs=0.05)
             session.subscribe(TR, CODE)
             async with running(session):

@@ -32,6 +32,10 @@ class SimulatorThread:
     def rest_url(self) -> str:
         return self.simulator.rest_url
 
+    @property
+    def master_url(self) -> str:
+        return self.simulator.master_url
+
     def start(self, timeout: float = 10.0) -> KISSimulator:
         """Start the thread and the simulator; re-raise a start failure (e.g. port in use)."""
         started: concurrent.futures.Future[None] = concurrent.futures.Future()

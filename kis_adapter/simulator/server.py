@@ -1,83 +1,82 @@
 """
-A KIS-protocol server on 127.0.0.1: approval REST endpoint + WebSocket, replaying captured frames.
+A KIS-protocol server on 127.0.0.1: REST (approval, token, master) + WebSocket, replaying captured frames.
 
-It answers exactly as the reference describes (acks and OPSP codes built by `kis_adapter.protocol`),
-enforces the 41-registration cap and one session per app key, sends PINGPONG, and replays data frames
-on one global timeline to every subscribed connection. Faults (aborts, stalls, bad acks, approval
-failures, refused connections) are injected by awaiting its methods from the simulator's loop, or
-through `SimulatorThread.call` from another thread. Everything it sends is recorded per connection.
+It answers as the protocol reference describes (acks and OPSP codes built by `kis_adapter.protocol`):
+OPSP8991/8992 for TR ids and codes KIS would not know, the 41-registration cap per session, one
+session per app key (OPSP8996, then closed), PINGPONG with a drop after unanswered ones. Data frames
+of every TR are replayed, each connection getting only the (TR, code) pairs it registered, on one
+timeline per app-key session (default) or one shared by all. Faults (aborts, stalls, bad acks,
+approval failures, refused connections) are injected by awaiting its methods from the simulator's
+loop (`SimulatorThread.call` from another thread), or scheduled with `faults`. Everything it sends
+is recorded per connection.
+
+Per app key the server keeps a `KeySession`: its live connection and, for `resume_window_secs` after
+that connection drops, its registrations (when sticky) and its replay. A connection that comes back
+within the window with the same approval key is the same client reconnecting: it continues; any
+other connection (a new approval key is a restarted client) starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import Final
+from typing import cast
 
 from websockets.asyncio.server import Server
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from kis_adapter.protocol.control import PINGPONG
+from kis_adapter.master import is_valid_code
+from kis_adapter.master import master_for_codes
+from kis_adapter.master import parse_master
+from kis_adapter.master import read_master_bytes
+from kis_adapter.master import zip_master
 from kis_adapter.protocol.control import build_ack
 from kis_adapter.protocol.control import build_pingpong
 from kis_adapter.protocol.frames import is_data_frame
 from kis_adapter.protocol.messages import RequestError
+from kis_adapter.protocol.messages import SubscriptionRequest
 from kis_adapter.protocol.messages import parse_subscription
 from kis_adapter.session.notify import Notifier
 from kis_adapter.simulator.faults import ApprovalFault
 from kis_adapter.simulator.faults import Countdown
-from kis_adapter.simulator.http import BadRequest
-from kis_adapter.simulator.http import json_body
-from kis_adapter.simulator.http import read_request
-from kis_adapter.simulator.http import write_response
+from kis_adapter.simulator.faults import FaultKind
+from kis_adapter.simulator.faults import ScheduledFault
+from kis_adapter.simulator.heartbeat import PongAwareConnection
+from kis_adapter.simulator.heartbeat import is_pingpong_answer
 from kis_adapter.simulator.replay import CaptureSource
 from kis_adapter.simulator.replay import ReplayFrame
 from kis_adapter.simulator.replay import load_frames
+from kis_adapter.simulator.rest import MASTER_PATH
+from kis_adapter.simulator.rest import RestApi
+from kis_adapter.simulator.stats import SimulatorStats
+from kis_adapter.simulator.timeline import Timeline
+from kis_adapter.simulator.timeline import TimelineMode
+from kis_adapter.simulator.tr_ids import KIS_REALTIME_TR_IDS
 
 HOST: Final = "127.0.0.1"
-APPROVAL_PATH: Final = "/oauth2/Approval"
 MAX_REGISTRATIONS: Final = 41
+PINGPONG_CLOSE_CODE: Final = 1008  # policy violation: the client did not answer PINGPONG
 _KST: Final = dt.timezone(dt.timedelta(hours=9))
-_BAD_APPKEY: Final = {"error_description": "유효하지 않은 AppKey입니다.", "error_code": "EGW00103"}
+_SUCCESS_CODES: Final = frozenset({"OPSP0000", "OPSP0001", "OPSP0002"})
 
 Key = tuple[str, str]
 log = logging.getLogger("kis_adapter.simulator")
 _wire_log = logging.getLogger("kis_adapter.simulator.wire")  # websockets' frame logs show approval keys
 if _wire_log.level == logging.NOTSET:
     _wire_log.setLevel(logging.INFO)
-
-
-@dataclass(slots=True)
-class SimulatorStats:
-    """What the simulator did; tests compare these with what clients saw."""
-
-    approval_requests: int = 0  # every POST /oauth2/Approval, faulted ones included
-    approval_keys_issued: int = 0
-    connections: int = 0  # WebSocket connections accepted
-    subscriptions: int = 0  # OPSP0000 answers
-    duplicates: int = 0  # OPSP0002 answers
-    unsubscriptions: int = 0  # OPSP0001 answers
-    error_acks: int = 0  # any other ack
-    frames_sent: int = 0  # data frames sent (one per receiving connection)
-    records_sent: int = 0
-    frames_missed: int = 0  # frames due while no session subscribed to any of their codes
-    suppressed: int = 0  # messages not sent because the connection was stalled
-    pingpongs_sent: int = 0
-    pongs_received: int = 0  # PINGPONG echoes from clients
-    aborts: int = 0  # connections aborted by fault injection
 
 
 @dataclass(eq=False)
@@ -92,6 +91,8 @@ class SimConnection:
     registrations: set[Key] = field(default_factory=set)
     stalled_until: float = 0.0  # time.monotonic()
     open: bool = True
+    unanswered_pingpongs: int = 0  # PINGPONGs sent since the client last answered one
+    close_reason: str = ""  # why the simulator closed it; "" when the peer or a fault did
 
     def stalled(self) -> bool:
         return time.monotonic() < self.stalled_until
@@ -106,34 +107,73 @@ class SimConnection:
         return [text for _, text in self.sent if is_data_frame(text)]
 
 
+@dataclass(eq=False)
+class KeySession:
+    """What the server keeps for one app key; outlives its connection by the resume window."""
+
+    app_key: str
+    approval_key: str  # of the connection that opened it: the same one back is a reconnect
+    connection: SimConnection | None = None
+    registrations: set[Key] = field(default_factory=set)
+    timeline: Timeline | None = None  # session mode only
+    expiry: asyncio.TimerHandle | None = None
+
+
 class KISSimulator:
     """
-    Serve the KIS approval endpoint and WebSocket protocol on 127.0.0.1, replaying `capture`.
+    Serve the KIS REST endpoints and WebSocket protocol on 127.0.0.1, replaying `capture`.
 
     Parameters
     ----------
     capture : capture path(s) or ``[(ts, text), ...]``, optional
-        What to replay: its plain data frames (H0ZFANC0, and any other TR, routed by TR id and
-        code); acks, PINGPONG and encrypted frames are dropped. Bad files raise `CaptureError` here.
+        What to replay: its plain data frames of every TR (H0ZFANC0, H0ZFCNT0, H0ZFASP0, ...),
+        routed by TR id and code, in capture order; acks, PINGPONG and encrypted frames are
+        dropped. Bad files raise `CaptureError` here.
     port, rest_port : int, default 0
         WebSocket and REST ports on 127.0.0.1; 0 picks a free one (see `ws_url`, `rest_url`).
     speed : float, default 1.0
         Replay speed: the capture's pacing divided by `speed`; 0 sends as fast as possible.
     pingpong_interval_secs : float | None, default 10.0
         PINGPONG period per connection; None or 0 sends none.
+    pingpong_max_missed : int | None, default 3
+        Close a connection (code 1008) when this many PINGPONGs in a row went unanswered, as KIS drops
+        such clients; an answer is the PINGPONG echoed as a text frame or a Pong frame carrying it.
+        None or 0 never closes.
     loop : bool, default False
-        Replay the capture again and again.
+        Replay the capture again and again (each timeline on its own); read after each pass, so
+        setting ``simulator.loop = False`` makes the current pass the last.
     credentials : Mapping[str, str], optional
-        Accepted ``app_key -> app_secret``; by default any non-empty pair is accepted.
+        Accepted ``app_key -> app_secret`` pairs (REST approval and token); by default any non-empty
+        pair is accepted. Every app key gets its own session (cap, timeline).
     max_registrations : int, default 41
-        Per-session cap; the request over it is answered with OPSP0008.
+        Per-session cap over all TRs; the request over it is answered with OPSP0008.
     known_codes : Collection[str], optional
-        If given, subscribing another tr_key is answered with OPSP8992 (invalid tr_key).
+        Codes accepted besides those of the capture and the master.
+    accept_any_code : bool, default False
+        Accept every tr_key. Otherwise a code outside the capture's, the master's and `known_codes`
+        gets OPSP8992 (invalid tr_key), as KIS answers; with no code known at all (nothing to
+        replay, no master) every code is accepted, there being nothing to check against.
+    master : bytes, optional
+        The master file to serve at ``GET /common/master/fo_stk_code_mts.mst.zip`` (plain ``.mst``
+        or the zip; `MasterError` here when it is not one); its codes are known codes. Default: a
+        master made from the capture's codes (`master_for_codes`).
+    timeline : "session" | "shared", default "session"
+        ``session``: each app-key session replays the capture from its own first subscription;
+        ``shared``: one replay from the first subscription of any client.
+    resume_window_secs : float, default 60.0
+        How long a dropped session is kept: a reconnect with the same app key and approval key
+        within it continues the session's replay (what was due meanwhile is missed, as from KIS)
+        and, with `sticky_registrations`, finds its registrations. A finished replay is not
+        resumed: the next connection starts the capture again.
     sticky_registrations : bool, default False
-        Keep an app key's registrations after its connection drops, so a reconnecting client that
-        resubscribes gets OPSP0002 ALREADY IN SUBSCRIBE, as KIS answers after a quick reconnect.
+        Keep a session's registrations over a reconnect (within the window), so resubscribing gets
+        OPSP0002 ALREADY IN SUBSCRIBE as from KIS after a quick reconnect (``simulate`` turns it on).
+    faults : Sequence[ScheduledFault], default ()
+        Faults to inject at their times after the first successful subscription.
     autostart_replay : bool, default True
-        Start the timeline at the first successful subscription; otherwise call `start_replay()`.
+        Start replaying at the first successful subscription; otherwise only once `start_replay()`
+        is called (session mode: the sessions subscribed by then, and later ones at their first
+        subscription).
     record_sent : bool, default True
         Keep every message sent to and received from a connection in `SimConnection.sent` /
         `.received`; turn off for long runs (benchmarks, the CLI) so memory stays flat.
@@ -148,46 +188,67 @@ class KISSimulator:
         rest_port: int = 0,
         speed: float = 1.0,
         pingpong_interval_secs: float | None = 10.0,
+        pingpong_max_missed: int | None = 3,
         loop: bool = False,
         credentials: Mapping[str, str] | None = None,
         max_registrations: int = MAX_REGISTRATIONS,
         known_codes: Collection[str] | None = None,
+        accept_any_code: bool = False,
+        master: bytes | None = None,
+        timeline: TimelineMode | str = TimelineMode.SESSION,
+        resume_window_secs: float = 60.0,
         sticky_registrations: bool = False,
+        faults: Sequence[ScheduledFault] = (),
         autostart_replay: bool = True,
         record_sent: bool = True,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
+        if resume_window_secs < 0:
+            raise ValueError("resume_window_secs must be >= 0")
         self.frames: list[ReplayFrame] = load_frames(capture)
         self.speed = speed
         self.pingpong_interval_secs = pingpong_interval_secs or None
+        self.pingpong_max_missed = pingpong_max_missed or None
         self.loop = loop
         self.max_registrations = max_registrations
-        self.known_codes = None if known_codes is None else frozenset(known_codes)
+        self.timeline_mode = TimelineMode(timeline)
+        self.resume_window_secs = resume_window_secs
         self.sticky_registrations = sticky_registrations
-        self.autostart_replay = autostart_replay
+        self.faults = tuple(sorted(faults, key=lambda fault: fault.at_secs))
         self.record_sent = record_sent
+        self.capture_codes = frozenset(code for frame in self.frames for code in frame.codes)
+        self.capture_tr_ids = frozenset(frame.tr_id for frame in self.frames)
+        self.known_tr_ids = KIS_REALTIME_TR_IDS | self.capture_tr_ids
+        if master is None:
+            master_zip = master_for_codes(self.capture_codes)
+            self.master_codes = frozenset(filter(is_valid_code, self.capture_codes))  # as master_for_codes
+        else:
+            parsed = parse_master(master)  # MasterError when it is not a master
+            mst = read_master_bytes(master)
+            master_zip = zip_master(mst) if mst is master else master  # served zipped, as KIS does
+            self.master_codes = frozenset(row.code for row in parsed.rows)
+        known = self.capture_codes | self.master_codes | frozenset(known_codes or ())
+        self.known_codes: frozenset[str] | None = None if accept_any_code or not known else known
         self.stats = SimulatorStats()
         self.connections: list[SimConnection] = []
-        self.issued_approval_keys: list[str] = []  # for tests that check secrets never leak
-        self._credentials = dict(credentials) if credentials is not None else None
+        self._notifier = Notifier()
+        self.rest = RestApi(credentials, master_zip, self.stats, self._notifier.notify)
         self._port = port
         self._rest_port = rest_port
         self._active: set[SimConnection] = set()
-        self._approval_keys: dict[str, str] = {}  # approval key -> app key
-        self._owners: dict[str, SimConnection] = {}  # app key -> the connection using it
-        self._sticky: dict[str, set[Key]] = {}  # app key -> registrations kept across connections
-        self._approval_faults: list[Countdown] = []
+        self._sessions: dict[str, KeySession] = {}  # app key -> its session
         self._ack_faults: list[Countdown] = []
         self._reject_approval_keys = False
         self._ws_servers: list[Server] = []
         self._http_server: asyncio.AbstractServer | None = None
         self._http_tasks: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
-        self._replay_task: asyncio.Task[None] | None = None
-        self._notifier = Notifier()
-        self.replay_done = False
-        self.replay_passes = 0
+        self._shared: Timeline | None = None
+        self._timelines: list[Timeline] = []  # started and not yet pruned
+        self._finished_passes = 0  # passes of pruned timelines
+        self._replay_armed = autostart_replay  # timelines start at first subscriptions
+        self._fault_task: asyncio.Task[None] | None = None
         self._started = False
 
     # -- LIFECYCLE --------------------------------------------------------------------------------
@@ -199,6 +260,19 @@ class KISSimulator:
     @property
     def rest_url(self) -> str:
         return f"http://{HOST}:{self._rest_port}"
+
+    @property
+    def master_url(self) -> str:
+        return self.rest_url + MASTER_PATH
+
+    @property
+    def issued_approval_keys(self) -> list[str]:
+        """Every approval key issued (secrets: for tests that prove they never leak)."""
+        return self.rest.issued_approval_keys
+
+    @property
+    def issued_access_tokens(self) -> list[str]:
+        return self.rest.issued_access_tokens
 
     async def start(self) -> None:
         """Listen on both ports; raise `OSError` if one is taken."""
@@ -215,13 +289,18 @@ class KISSimulator:
         log.info("Simulator listening: ws %s, rest %s", self.ws_url, self.rest_url)
 
     async def stop(self) -> None:
-        """Close everything: replay, connections (close frame), listeners. Idempotent."""
+        """Close everything: replays, connections (close frame), listeners. Idempotent."""
         if not self._started:
             return
         self._started = False
-        for task in [self._replay_task, *self._background, *self._http_tasks]:
+        for session in self._sessions.values():
+            if session.expiry is not None:
+                session.expiry.cancel()
+        tasks = [t.cancel() for t in self._timelines]
+        for task in [self._fault_task, *self._background, *self._http_tasks]:
             if task is not None:
                 task.cancel()
+                tasks.append(task)
         # Close connections here too: a server closed by refuse_connections() no longer owns them.
         await asyncio.gather(*(conn.ws.close(1001) for conn in self._active), return_exceptions=True)
         for server in self._ws_servers:
@@ -231,8 +310,7 @@ class KISSimulator:
         self._ws_servers.clear()
         if self._http_server is not None:
             self._http_server.close()
-        tasks = [t for t in [self._replay_task, *self._background, *self._http_tasks] if t is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
         if self._http_server is not None:
             await self._http_server.wait_closed()
 
@@ -252,6 +330,7 @@ class KISSimulator:
             compression=None,
             max_size=1 << 22,
             logger=_wire_log,
+            create_connection=PongAwareConnection,
         )
         self._port = next(iter(server.sockets)).getsockname()[1]
         self._ws_servers.append(server)
@@ -274,6 +353,16 @@ class KISSimulator:
     async def wait_subscriptions(self, count: int, timeout: float | None = 10.0) -> None:
         """Wait for `count` successful registrations (OPSP0000 plus OPSP0002)."""
         await self.wait_for(lambda: self.stats.subscriptions + self.stats.duplicates >= count, timeout)
+
+    @property
+    def replay_done(self) -> bool:
+        """Whether a replay was started and every replay started so far has ended."""
+        return self.stats.timelines_started > 0 and all(t.done for t in self._timelines)
+
+    @property
+    def replay_passes(self) -> int:
+        """Complete passes over the capture, summed over all replays."""
+        return self._finished_passes + sum(t.passes for t in self._timelines)
 
     @property
     def listening(self) -> bool:
@@ -327,7 +416,7 @@ class KISSimulator:
         self, times: int = 1, fault: ApprovalFault | str = ApprovalFault.SERVER_ERROR
     ) -> None:
         """Make the next `times` approval requests fail as `fault` (negative `times`: forever)."""
-        self._approval_faults.append(Countdown(ApprovalFault(fault).value, times))
+        self.rest.approval_faults.append(Countdown(ApprovalFault(fault).value, times))
 
     async def fail_subscriptions(self, msg_cd: str, times: int = 1) -> None:
         """Answer the next `times` subscribe requests with `msg_cd` instead of registering them."""
@@ -335,7 +424,7 @@ class KISSimulator:
 
     async def invalidate_approval_keys(self) -> None:
         """Forget every issued key: the next request with one is answered OPSP0011."""
-        self._approval_keys.clear()
+        self.rest.approval_keys.clear()
 
     async def reject_approval_keys(self, reject: bool = True) -> None:
         """Answer every request with OPSP0011, even with a freshly issued key."""
@@ -345,64 +434,103 @@ class KISSimulator:
         """Stop listening (connections are refused) for `seconds`; open connections stay."""
         for server in self._ws_servers:
             server.close(close_connections=False)
-        task = asyncio.create_task(self._listen_again(seconds))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(self._listen_again(seconds))
+
+    async def inject(self, fault: ScheduledFault) -> None:
+        """Apply one scheduled fault now."""
+        self.stats.faults_injected += 1
+        if fault.kind is FaultKind.DROP:
+            log.warning("Fault %s: aborted %d connection(s)", fault, await self.abort_connections())
+        elif fault.kind is FaultKind.STALL:
+            await self.stall(fault.duration_secs)
+            log.warning(
+                "Fault %s: %d connection(s) stalled for %gs", fault, len(self._active), fault.duration_secs
+            )
+        else:
+            await self.refuse_connections(fault.duration_secs)
+            log.warning("Fault %s: refusing connections for %gs", fault, fault.duration_secs)
+        self._notifier.notify()
 
     async def _listen_again(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
         await self._listen()
         self._notifier.notify()
 
+    async def _run_faults(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for fault in self.faults:
+            delay = start + fault.at_secs - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.inject(fault)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     # -- REPLAY -----------------------------------------------------------------------------------
 
     def start_replay(self) -> None:
-        """Start the global timeline now (idempotent)."""
-        if self._replay_task is None:
-            self._replay_task = asyncio.create_task(self._replay())
+        """
+        Start replaying now (idempotent).
 
-    async def _replay(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            start = loop.time()
-            for index, frame in enumerate(self.frames):
-                if self.speed > 0:
-                    delay = start + frame.offset_ns / 1e9 / self.speed - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                elif index % 64 == 0:
-                    await asyncio.sleep(0)
-                await self._deliver(frame)
-            self.replay_passes += 1
-            if not self.loop or not self.frames:
-                break
-            await asyncio.sleep(self._loop_gap_secs())
-        self.replay_done = True
-        self._notifier.notify()
+        Shared mode: the one timeline. Session mode: the timeline of every session with
+        registrations, and from now on each new session's at its first subscription.
+        """
+        self._replay_armed = True
+        if self.timeline_mode is TimelineMode.SHARED:
+            self._start_shared()
+            return
+        for session in self._sessions.values():
+            if session.timeline is None and session.connection is not None and session.registrations:
+                self._start_session_timeline(session)
 
-    def _loop_gap_secs(self) -> float:
-        if self.speed == 0 or len(self.frames) < 2:
-            return 0.0 if self.speed == 0 else 1.0
-        return self.frames[-1].offset_ns / (len(self.frames) - 1) / 1e9 / self.speed
+    def _new_timeline(self, targets: Callable[[], Sequence[SimConnection]]) -> Timeline:
+        async def deliver(frame: ReplayFrame) -> None:
+            await self._deliver(frame, targets())
 
-    async def _deliver(self, frame: ReplayFrame) -> None:
+        self._finished_passes += sum(t.passes for t in self._timelines if t.done)
+        self._timelines = [t for t in self._timelines if not t.done]
+        timeline = Timeline(
+            self.frames, deliver, speed=self.speed, loop=lambda: self.loop, on_change=self._notifier.notify
+        )
+        self._timelines.append(timeline)
+        self.stats.timelines_started += 1
+        timeline.start()
+        return timeline
+
+    def _start_shared(self) -> None:
+        if self._shared is None:
+            self._shared = self._new_timeline(lambda: self.active_connections)
+
+    def _start_session_timeline(self, session: KeySession) -> None:
+        def targets() -> list[SimConnection]:
+            conn = session.connection
+            return [conn] if conn is not None and conn.open else []
+
+        session.timeline = self._new_timeline(targets)
+
+    async def _deliver(self, frame: ReplayFrame, connections: Sequence[SimConnection]) -> None:
         targets: list[tuple[SimConnection, str]] = []
-        for conn in self.active_connections:
+        for conn in connections:
             text = frame.restricted_to(conn.codes(frame.tr_id))
             if text is not None:
                 targets.append((conn, text))
-        if not targets:
+        # Missed: nobody got it (shared), or the session was disconnected (a session's own filter is no loss).
+        if not targets and (self.timeline_mode is TimelineMode.SHARED or not connections):
             self.stats.frames_missed += 1
         for conn, text in targets:
             if await self._send(conn, text):
                 self.stats.frames_sent += 1
                 self.stats.records_sent += int(text.split("|", 3)[2])
-        self._notifier.notify()
 
     # -- WEBSOCKET --------------------------------------------------------------------------------
 
     async def _handle_ws(self, ws: ServerConnection) -> None:
         conn = SimConnection(len(self.connections) + 1, ws)
+        cast(PongAwareConnection, ws).on_pong = lambda data: self._on_answer(conn, data)
         self.connections.append(conn)
         self._active.add(conn)
         self.stats.connections += 1
@@ -418,7 +546,6 @@ class KISSimulator:
         finally:
             if pinger is not None:
                 pinger.cancel()
-            conn.open = False
             self._active.discard(conn)
             self._release(conn)
             self._notifier.notify()
@@ -427,18 +554,34 @@ class KISSimulator:
         assert self.pingpong_interval_secs is not None
         while True:
             await asyncio.sleep(self.pingpong_interval_secs)
+            missed = conn.unanswered_pingpongs
+            if self.pingpong_max_missed is not None and missed >= self.pingpong_max_missed:
+                conn.close_reason = f"{missed} PINGPONGs not answered"
+                self.stats.pingpong_drops += 1
+                log.info("Connection %d: closing, %s", conn.id, conn.close_reason)
+                self._release(conn)
+                await conn.ws.close(PINGPONG_CLOSE_CODE, "PINGPONG not answered")
+                return
             now = dt.datetime.now(_KST).strftime("%Y%m%d%H%M%S")
             if await self._send(conn, build_pingpong(now)):
+                conn.unanswered_pingpongs += 1
                 self.stats.pingpongs_sent += 1
                 self._notifier.notify()
+
+    def _on_answer(self, conn: SimConnection, message: str | bytes) -> bool:
+        """Count `message` (text frame or Pong payload) as a PINGPONG answer if it is one."""
+        if not is_pingpong_answer(message):
+            return False
+        conn.unanswered_pingpongs = 0
+        self.stats.pongs_received += 1
+        self._notifier.notify()
+        return True
 
     async def _on_message(self, conn: SimConnection, message: str | bytes) -> None:
         if isinstance(message, bytes):
             await self._ack(conn, "", "", "OPSP9999")
             return
-        if _is_pingpong_echo(message):
-            self.stats.pongs_received += 1
-            self._notifier.notify()
+        if self._on_answer(conn, message):
             return
         try:
             request = parse_subscription(message)
@@ -446,42 +589,93 @@ class KISSimulator:
             await self._ack(conn, exc.tr_id, exc.tr_key, exc.msg_cd)
             return
         tr_id, tr_key = key = (request.tr_id, request.tr_key)
-        app_key = self._approval_keys.get(request.approval_key)
+        app_key = self.rest.approval_keys.get(request.approval_key)
         if app_key is None or self._reject_approval_keys:
             await self._ack(conn, tr_id, tr_key, "OPSP0011")
             return
-        owner = self._owners.get(app_key)
+        session = self._sessions.get(app_key)
+        owner = session.connection if session is not None else None
         if owner is not None and owner is not conn and owner.open:
+            self.stats.refused_in_use += 1
             await self._ack(conn, "(null)", "", "OPSP8996")
             await conn.ws.close()
             return
         if conn.app_key is None:
-            conn.app_key = app_key
-            self._owners[app_key] = conn
-            if self.sticky_registrations:
-                conn.registrations = self._sticky.setdefault(app_key, set())
+            self._attach(conn, app_key, request)
         if request.subscribe:
             await self._register(conn, key)
-        elif key in conn.registrations:
-            conn.registrations.discard(key)
-            self.stats.unsubscriptions += 1
-            await self._ack(conn, tr_id, tr_key, "OPSP0001")
         else:
-            await self._ack(conn, tr_id, tr_key, "OPSP0003")
+            await self._unregister(conn, key)
         self._notifier.notify()
+
+    def _attach(self, conn: SimConnection, app_key: str, request: SubscriptionRequest) -> None:
+        """Bind `conn` to its app key's session: the kept one on a reconnect, else a new one."""
+        session = self._sessions.get(app_key)
+        if session is not None and session.approval_key == request.approval_key:
+            if session.expiry is not None:
+                session.expiry.cancel()
+                session.expiry = None
+            if not self.sticky_registrations:
+                session.registrations = set()
+            if session.timeline is not None and session.timeline.done:
+                session.timeline = None  # the capture is over: the next subscription replays it again
+            elif session.timeline is not None:
+                self.stats.timelines_resumed += 1
+                log.info(
+                    "Connection %d continues its session's replay at %.1fs of the capture",
+                    conn.id,
+                    session.timeline.offset_secs(),
+                )
+        else:
+            if session is not None:
+                self._expire(session)
+            session = KeySession(app_key, request.approval_key)
+            self._sessions[app_key] = session
+        session.connection = conn
+        conn.app_key = app_key
+        conn.registrations = session.registrations
+
+    def _release(self, conn: SimConnection) -> None:
+        """`conn` is gone: keep its session for the resume window (or end it now)."""
+        conn.open = False
+        session = self._sessions.get(conn.app_key) if conn.app_key is not None else None
+        if session is None or session.connection is not conn:
+            return
+        session.connection = None
+        if self.resume_window_secs > 0:
+            loop = asyncio.get_running_loop()
+            session.expiry = loop.call_later(self.resume_window_secs, self._expire, session)
+        else:
+            self._expire(session)
+
+    def _expire(self, session: KeySession) -> None:
+        if session.expiry is not None:
+            session.expiry.cancel()
+        if session.timeline is not None:
+            session.timeline.cancel()
+        if self._sessions.get(session.app_key) is session:
+            del self._sessions[session.app_key]
+        self._notifier.notify()
+
+    def _refusal(self, key: Key) -> str | None:
+        """The OPSP code KIS answers for a request on `key` it does not know, if any."""
+        tr_id, tr_key = key
+        if tr_id not in self.known_tr_ids:
+            return "OPSP8991"
+        if self.known_codes is not None and tr_key not in self.known_codes:
+            return "OPSP8992"
+        return None
 
     async def _register(self, conn: SimConnection, key: Key) -> None:
         tr_id, tr_key = key
         forced = next((f for f in self._ack_faults if f.take()), None)
-        if forced is not None:
-            await self._ack(conn, tr_id, tr_key, forced.value)
-        elif not tr_id:
-            await self._ack(conn, tr_id, tr_key, "OPSP8991")
-        elif self.known_codes is not None and tr_key not in self.known_codes:
-            await self._ack(conn, tr_id, tr_key, "OPSP8992")
+        refusal = forced.value if forced is not None else self._refusal(key)
+        if refusal is not None:
+            await self._ack(conn, tr_id, tr_key, refusal)
         elif key in conn.registrations:
             self.stats.duplicates += 1
             await self._ack(conn, tr_id, tr_key, "OPSP0002")
+            self._on_registered(conn)
         elif len(conn.registrations) >= self.max_registrations:
             await self._ack(conn, tr_id, tr_key, "OPSP0008")
         else:
@@ -489,11 +683,35 @@ class KISSimulator:
             if await self._ack(conn, tr_id, tr_key, "OPSP0000", iv=iv, key=aes_key):
                 conn.registrations.add(key)  # after the ack: no data frame may overtake it
                 self.stats.subscriptions += 1
-                if self.autostart_replay:
-                    self.start_replay()
+                self._on_registered(conn)
+
+    async def _unregister(self, conn: SimConnection, key: Key) -> None:
+        tr_id, tr_key = key
+        refusal = self._refusal(key)
+        if refusal is not None:
+            await self._ack(conn, tr_id, tr_key, refusal)
+        elif key in conn.registrations:
+            conn.registrations.discard(key)
+            self.stats.unsubscriptions += 1
+            await self._ack(conn, tr_id, tr_key, "OPSP0001")
+        else:
+            await self._ack(conn, tr_id, tr_key, "OPSP0003")
+
+    def _on_registered(self, conn: SimConnection) -> None:
+        """A registration is live: start the fault schedule and the replay if they wait for one."""
+        if self.faults and self._fault_task is None:
+            self._fault_task = asyncio.create_task(self._run_faults())
+        if not self._replay_armed:
+            return
+        if self.timeline_mode is TimelineMode.SHARED:
+            self._start_shared()
+            return
+        session = self._sessions.get(conn.app_key) if conn.app_key is not None else None
+        if session is not None and session.connection is conn and session.timeline is None:
+            self._start_session_timeline(session)
 
     async def _ack(self, conn: SimConnection, tr_id: str, tr_key: str, msg_cd: str, **kwargs: Any) -> bool:
-        if msg_cd not in ("OPSP0000", "OPSP0001", "OPSP0002"):
+        if msg_cd not in _SUCCESS_CODES:
             self.stats.error_acks += 1
         return await self._send(conn, build_ack(tr_id, tr_key, msg_cd, **kwargs))
 
@@ -511,68 +729,17 @@ class KISSimulator:
             conn.sent.append((ts, text))
         return True
 
-    def _release(self, conn: SimConnection) -> None:
-        conn.open = False
-        if conn.app_key is not None and self._owners.get(conn.app_key) is conn:
-            del self._owners[conn.app_key]
-
-    # -- APPROVAL REST ----------------------------------------------------------------------------
+    # -- REST -------------------------------------------------------------------------------------
 
     async def _handle_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._http_tasks.add(task)
         try:
-            async with asyncio.timeout(30):
-                request = await read_request(reader)
-            if request.path != APPROVAL_PATH:
-                await write_response(writer, 404, json_body({"error_description": "not found"}))
-            elif request.method != "POST":
-                await write_response(writer, 405, json_body({"error_description": "method not allowed"}))
-            else:
-                self.stats.approval_requests += 1
-                self._notifier.notify()
-                await self._approve(request.json(), reader, writer)
-        except (BadRequest, TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            with contextlib.suppress(ConnectionError):
-                await write_response(writer, 400, json_body({"error_description": "bad request"}))
+            await self.rest.handle(reader, writer)
+        except asyncio.CancelledError:
+            # Only stop() cancels these. End the task normally: asyncio's start_server callback calls
+            # task.exception() on it, which raises (and logs an ERROR) for a cancelled task.
+            writer.transport.abort()
         finally:
             self._http_tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    async def _approve(self, body: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        fault = next((f for f in self._approval_faults if f.take()), None)
-        if fault is not None:
-            if fault.value == ApprovalFault.HANG:
-                await reader.read()  # until the client gives up
-                return
-            if fault.value == ApprovalFault.GARBAGE:
-                await write_response(writer, 200, b"<html>gateway says hi</html>", "text/html")
-                return
-            if fault.value == ApprovalFault.FORBIDDEN:
-                await write_response(writer, 403, json_body(_BAD_APPKEY))
-                return
-            await write_response(writer, 500, json_body({"error_description": "internal server error"}))
-            return
-        if not isinstance(body, dict) or body.get("grant_type") != "client_credentials":
-            error = {"error_description": "grant_type must be client_credentials", "error_code": "EGW00002"}
-            await write_response(writer, 400, json_body(error))
-            return
-        app_key, secret = body.get("appkey"), body.get("secretkey")
-        if not isinstance(app_key, str) or not app_key or not isinstance(secret, str) or not secret:
-            await write_response(writer, 403, json_body(_BAD_APPKEY))
-            return
-        if self._credentials is not None and self._credentials.get(app_key) != secret:
-            await write_response(writer, 403, json_body(_BAD_APPKEY))
-            return
-        approval_key = str(uuid.uuid4())
-        self._approval_keys[approval_key] = app_key
-        self.issued_approval_keys.append(approval_key)
-        self.stats.approval_keys_issued += 1
-        await write_response(writer, 200, json_body({"approval_key": approval_key}))
-
-
-def _is_pingpong_echo(text: str) -> bool:
-    return text.startswith("{") and f'"{PINGPONG}"' in text and '"body"' not in text
