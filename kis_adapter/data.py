@@ -194,7 +194,7 @@ class KISDataClient(LiveMarketDataClient):
         if event.kind == "open":
             self._lag.new_connection()
         detail = self._redactor(" ".join(f"{key}={value}" for key, value in event.detail.items()))
-        if event.kind in ("error", "refused", "fatal"):
+        if event.kind in ("error", "refused", "unsolicited", "fatal"):
             self._log.warning(f"Session {event.kind}: {detail}")
         else:
             self._log.info(f"Session {event.kind}: {detail}")
