@@ -493,6 +493,31 @@ def test_refused_connections_are_retried_then_bounded() -> None:
     run_async(main())
 
 
+def test_unsolicited_ack_is_said_and_marks_nothing_subscribed(caplog: pytest.LogCaptureFixture) -> None:
+    """An ack for a code never requested: a WARNING naming it unsolicited, an event, nothing subscribed."""
+    caplog.set_level(logging.INFO, logger="kis_adapter.session")
+
+    async def main() -> None:
+        async with KISSimulator([], pingpong_interval_secs=None) as sim:
+            session, collector = new_session(sim)
+            session.subscribe(TR, CODE)
+            async with running(session):
+                await session.stats.wait_subscribed(TR, CODE)
+                await sim.send_ack("OPSP0000", TR, "ZZZ999")
+                await sim.send_ack("OPSP0000", TR, CODE)  # a second ack nobody asked for
+                await session.stats.wait_for(lambda: "unsolicited" in collector.kinds())
+                await session.stats.wait_for(lambda: session.stats.unsolicited_acks == 2)
+                assert session.stats.subscribed == {(TR, CODE)}
+            unsolicited = [e.detail["tr_key"] for e in collector.events if e.kind == "unsolicited"]
+            assert unsolicited == ["ZZZ999", CODE]
+            assert [e.detail["tr_key"] for e in collector.events if e.kind == "subscribe"] == [CODE]
+
+    run_async(main())
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("Subscribed H0ZFANC0 ZZZ999" in m for m in messages)
+    assert sum("Unsolicited ack OPSP0000" in m and "ignored" in m for m in messages) == 2
+
+
 def test_refused_subscription_is_dropped_and_never_resent() -> None:
     """OPSP8992 (unknown code): a 'refused' event, and no resend even after a reconnect."""
 
