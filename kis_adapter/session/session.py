@@ -61,6 +61,7 @@ from kis_adapter.session.protocol import SessionProtocol
 from kis_adapter.session.stats import SessionStats
 from kis_adapter.session.subscriptions import Key
 from kis_adapter.session.subscriptions import SubscriptionBook
+from kis_adapter.session.transport import TEXT
 from kis_adapter.session.transport import KISClientConnection
 
 __all__ = ["KISSession", "SessionConfig", "SessionEvent", "SessionStats", "Sink"]
@@ -491,9 +492,19 @@ class KISSession:
         self._wake.set()
         helpers = [asyncio.create_task(self._sender(ws)), asyncio.create_task(self._watchdog(ws))]
         reason = "closed by the client"
+        recv, opcodes, notify = ws.recv, ws.message_opcodes, self._notifier.notify
         try:
             while True:
-                message, invalid_text = await ws.recv_message()
+                # ws.recv_message(), inlined: websockets' own decode would fail the connection (1007)
+                # on one bad text frame; this keeps it, as bytes.
+                data = await recv(decode=False)
+                message: str | bytes = data
+                invalid_text = False
+                if opcodes.popleft() is TEXT:
+                    try:
+                        message = data.decode()
+                    except UnicodeDecodeError:
+                        invalid_text = True
                 ts = time.time_ns()
                 now = time.monotonic()
                 try:
@@ -501,13 +512,13 @@ class KISSession:
                 except Exception as exc:
                     stats.sink_errors += 1
                     self._log.error("Sink failed on a message: %s", self._redacted_traceback(exc))
-                if isinstance(message, str):
-                    effects = protocol.receive(message, now)
+                if invalid_text or type(message) is bytes:
+                    effects = protocol.receive_bytes(data, now, text_frame=invalid_text)
                 else:
-                    effects = protocol.receive_bytes(message, now, text_frame=invalid_text)
+                    effects = protocol.receive(message, now)  # type: ignore[arg-type]
                 if effects:
                     await self._apply(ws, effects)
-                self._notifier.notify()
+                notify()
         except ConnectionClosed as exc:
             reason = describe(exc, self.redactor)
         except _Reconnect as exc:

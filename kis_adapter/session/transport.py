@@ -15,25 +15,32 @@ from collections import deque
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
-from websockets.frames import Frame
 from websockets.frames import Opcode
 from websockets.protocol import Event
 
-_TEXT = Opcode.TEXT
-_BINARY = Opcode.BINARY
+TEXT = Opcode.TEXT
+BINARY = Opcode.BINARY
+_process_event = ClientConnection.process_event
 
 
 class KISClientConnection(ClientConnection):
-    """A `ClientConnection` with `recv_message()`: ``(str, False)``, or ``(bytes, is_text_frame)``."""
+    """
+    A `ClientConnection` that notes the opcode of each message as it arrives, in `message_opcodes`.
+
+    Read with ``data = await conn.recv(decode=False)``, then ``conn.message_opcodes.popleft()`` is
+    that message's opcode; `decode_message` does both (the session inlines them on its hot path).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._opcodes: deque[Opcode] = deque()  # the first frame's opcode of each queued message
+        self.message_opcodes: deque[Opcode] = deque()  # the first frame's opcode of each queued message
 
     def process_event(self, event: Event) -> None:
-        if isinstance(event, Frame) and (event.opcode is _TEXT or event.opcode is _BINARY):
-            self._opcodes.append(event.opcode)
-        super().process_event(event)
+        # Called for every frame, so kept lean: the handshake Response has no opcode.
+        opcode = getattr(event, "opcode", None)
+        if opcode is TEXT or opcode is BINARY:
+            self.message_opcodes.append(opcode)
+        _process_event(self, event)
 
     async def recv_message(self) -> tuple[str | bytes, bool]:
         """
@@ -41,9 +48,14 @@ class KISClientConnection(ClientConnection):
         frame that is not valid UTF-8 as ``(bytes, True)``. Raises `ConnectionClosed` like `recv`.
         """
         data = await self.recv(decode=False)
-        if self._opcodes.popleft() is _TEXT:
-            try:
-                return data.decode(), False
-            except UnicodeDecodeError:
-                return data, True
-        return data, False
+        return decode_message(data, self.message_opcodes.popleft())
+
+
+def decode_message(data: bytes, opcode: Opcode) -> tuple[str | bytes, bool]:
+    """``(text, False)`` for valid UTF-8 text, ``(data, True)`` for invalid text, ``(data, False)`` binary."""
+    if opcode is TEXT:
+        try:
+            return data.decode(), False
+        except UnicodeDecodeError:
+            return data, True
+    return data, False
