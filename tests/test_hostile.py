@@ -249,9 +249,9 @@ def test_server_that_acks_one_frame_and_closes_meets_growing_delays_until_a_stab
     storm = [ack_and_one_frame_then_close] * 6
 
     async def main() -> tuple[Collector, HostileServer]:
-        async with HostileServer([*storm, steady_for(0.8), ack_and_one_frame_then_close]) as server:
+        async with HostileServer([*storm, steady_for(1.5), ack_and_one_frame_then_close]) as server:
             collector = Collector()
-            config = _config(server, backoff_reset_secs=0.3)
+            config = _config(server, backoff_reset_secs=1.0)  # a storm connection lasts milliseconds
             session = KISSession(config, CREDENTIALS, collector, collector.on_event)
             session.subscribe(TR, CODES[0])
             task = asyncio.create_task(session.run())

@@ -512,10 +512,10 @@ class KISSession:
                 except Exception as exc:
                     stats.sink_errors += 1
                     self._log.error("Sink failed on a message: %s", self._redacted_traceback(exc))
-                if invalid_text or type(message) is bytes:
-                    effects = protocol.receive_bytes(data, now, text_frame=invalid_text)
+                if type(message) is str:
+                    effects = protocol.receive(message, now)
                 else:
-                    effects = protocol.receive(message, now)  # type: ignore[arg-type]
+                    effects = protocol.receive_bytes(data, now, text_frame=invalid_text)
                 if effects:
                     await self._apply(ws, effects)
                 notify()
@@ -525,6 +525,7 @@ class KISSession:
             reason = str(exc)
             await ws.close()
         except _Fatal as exc:
+            reason = str(exc.error)  # built from redacted parts
             await _close_quietly(ws)
             raise exc.error from None
         except BaseException as exc:
