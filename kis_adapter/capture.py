@@ -42,6 +42,7 @@ from kis_adapter.paths import writable_directory_problem
 from kis_adapter.protocol.values import DAY_NS
 from kis_adapter.protocol.values import KST_OFFSET_NS
 from kis_adapter.protocol.values import kst_date
+from kis_adapter.redaction import Redactor
 
 FORMAT: Final = "kis-capture"
 VERSION: Final = 1
@@ -204,37 +205,6 @@ def iter_captures(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Cap
 
 
 # -- WRITING -------------------------------------------------------------------------------------
-
-
-class Redactor:
-    """Replace known secrets, and any echoed ``approval_key`` value, before anything is written."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
-
-    def add(self, secret: str) -> None:
-        if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets = (*self._secrets, secret)
-
-    def value(self, value: Any, key: str = "") -> Any:
-        """Redact a JSON-like value: strings, and whole values under secret-looking keys, recursively."""
-        if key.lower() in _SECRET_KEYS and value:
-            return REDACTED
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {k: self.value(v, str(k)) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.value(v) for v in value]
-        return value
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        if "approval_key" in text:
-            text = _APPROVAL_KEY_RE.sub(rf"\g<1>{REDACTED}\g<2>", text)
-        return text
 
 
 class CaptureWriter:

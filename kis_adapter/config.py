@@ -45,6 +45,9 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
         First reconnect delay; doubles per failed attempt (with jitter) up to `reconnect_max_secs`.
     reconnect_max_secs : PositiveFloat, default 60.0
         Cap of the reconnect delay.
+    reconnect_reset_after_secs : PositiveFloat, default 30.0
+        The reconnect delay starts over only after a connection kept receiving data or PINGPONG for
+        this long; a server that accepts, acks, sends a frame and closes meets growing delays.
     max_reconnect_attempts : PositiveInt, optional
         Consecutive failed connects before the client gives up and shuts the node down; None = never.
     ws_ping_interval_secs : PositiveFloat, optional
@@ -54,7 +57,8 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     lag_warning_secs : PositiveFloat, optional, default 5.0
         The stats line becomes a WARNING when a record arrived more than this long after its exchange
         time (``ts_init - ts_event``; HHMMSS has 1 s resolution): the client or the link is falling
-        behind. None turns the warning off.
+        behind. A constant offset of a minute or more (a replay at another time of day, a wrong
+        clock) is reported once and lag is measured beyond it. None turns the warning off.
     shutdown_on_fatal : bool, default True
         Shut the node down when KIS refuses for good (app key in use, credentials rejected, cap).
 
@@ -71,6 +75,7 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     subscribe_interval_secs: NonNegativeFloat = 0.1
     reconnect_initial_secs: PositiveFloat = 1.0
     reconnect_max_secs: PositiveFloat = 60.0
+    reconnect_reset_after_secs: PositiveFloat = 30.0
     max_reconnect_attempts: PositiveInt | None = None
     ws_ping_interval_secs: PositiveFloat | None = None
     stats_interval_secs: PositiveFloat = 30.0

@@ -50,12 +50,14 @@ from kis_adapter.errors import SessionError
 from kis_adapter.feeds import FeedContext
 from kis_adapter.krx import kst_day
 from kis_adapter.krx import tick_size
+from kis_adapter.lag import LagMeter
 from kis_adapter.parsing import MessageParser
 from kis_adapter.protocol import H0ZFANC0
 from kis_adapter.protocol import H0ZFASP0
 from kis_adapter.protocol import H0ZFCNT0
 from kis_adapter.providers import KISInstrumentProvider
 from kis_adapter.providers import futures_contract
+from kis_adapter.redaction import Redactor
 from kis_adapter.session import Credentials
 from kis_adapter.session import KISSession
 from kis_adapter.session import SessionConfig
@@ -89,6 +91,9 @@ class KISDataClient(LiveMarketDataClient):
         Credentials and defaults; loaded from the environment / ``.env`` when omitted.
     name : str, optional
         Client id; default ``KIS``.
+    redactor : Redactor, optional
+        A redactor shared with other components of the run; default one of this client's own. It
+        cleans every frame before decoding and every session text before it is logged.
 
     """
 
@@ -102,6 +107,7 @@ class KISDataClient(LiveMarketDataClient):
         config: KISDataClientConfig,
         settings: KISSettings | None = None,
         name: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         super().__init__(
             loop=loop,
@@ -124,7 +130,8 @@ class KISDataClient(LiveMarketDataClient):
         self._kinds: dict[Registration, Counter[str]] = {}  # (TR, code) -> subscriptions by kind
         self._publish: dict[type, set[str]] = {cls: set() for cls in _KIND_OF_TYPE}
         self._stats_records = 0
-        self._max_lag_ns = 0  # worst ts_init - ts_event since the last stats line
+        self._lag = LagMeter()  # worst ts_init - ts_event beyond a constant offset, per stats line
+        self._redactor = redactor if redactor is not None else Redactor()
         self._stopping = asyncio.Event()
         self.fatal_error: KISError | None = None
 
@@ -163,6 +170,7 @@ class KISDataClient(LiveMarketDataClient):
             backoff_max_secs=config.reconnect_max_secs,
             max_reconnect_attempts=config.max_reconnect_attempts,
             ws_ping_interval_secs=config.ws_ping_interval_secs,
+            backoff_reset_secs=config.reconnect_reset_after_secs,
             stats_log_interval_secs=None,  # this client logs its own stats line through Nautilus
         )
         self._session = KISSession(
@@ -170,6 +178,7 @@ class KISDataClient(LiveMarketDataClient):
             Credentials(app_key, app_secret),
             sink=self._handle_message,
             on_event=self._handle_session_event,
+            redactor=self._redactor,  # the session adds the credentials and every approval key
         )
         self._stopping = asyncio.Event()
         calendar = await asyncio.to_thread(lambda: self._provider.calendar)  # about a second, once
@@ -197,11 +206,12 @@ class KISDataClient(LiveMarketDataClient):
         assert self._session is not None
         try:
             await self._session.run()
-        except KISError as exc:
+        except KISError as exc:  # the session's texts are redacted; the redactor runs again, to be sure
             self.fatal_error = exc
-            self._log.error(f"KIS session stopped: {exc}")
+            reason = self._redactor(str(exc))
+            self._log.error(f"KIS session stopped: {reason}")
             if self._config.shutdown_on_fatal:
-                self.shutdown_system(f"KIS session stopped: {exc}")
+                self.shutdown_system(f"KIS session stopped: {reason}")
 
     # -- INSTRUMENTS ------------------------------------------------------------------------------
 
@@ -252,8 +262,11 @@ class KISDataClient(LiveMarketDataClient):
     # -- HANDLERS ---------------------------------------------------------------------------------
 
     def _handle_message(self, ts_recv: int, message: str | bytes) -> None:
-        # One guarded handler: a bad message is counted and dropped, never kills the feed.
+        # One guarded handler: a bad message is counted and dropped, never kills the feed. A secret
+        # a server echoed in a field becomes "***" before it can reach a strategy (or its logs).
         try:
+            if type(message) is str:
+                message = self._redactor(message)
             objects = self._parser.parse(ts_recv, message)
         except Exception as exc:  # the parser never raises by contract; guard the feed anyway
             self._log.error(f"Dropped a message the parser could not handle: {type(exc).__name__}")
@@ -267,13 +280,15 @@ class KISDataClient(LiveMarketDataClient):
                 handle(CustomData(self._data_type, obj))
             elif obj.instrument_id.symbol.value in publish[type(obj)]:
                 handle(obj)
-        lag = ts_recv - objects[-1].ts_event
-        if lag > self._max_lag_ns:
-            self._max_lag_ns = lag
+        notice = self._lag.observe(ts_recv - objects[-1].ts_event)
+        if notice is not None:
+            self._log.warning(notice)
 
     def _handle_session_event(self, event: SessionEvent) -> None:
-        detail = " ".join(f"{key}={value}" for key, value in event.detail.items())
-        if event.kind in ("error", "refused", "fatal"):
+        if event.kind == "open":
+            self._lag.new_connection()
+        detail = self._redactor(" ".join(f"{key}={value}" for key, value in event.detail.items()))
+        if event.kind in ("error", "refused", "unsolicited", "fatal"):
             self._log.warning(f"Session {event.kind}: {detail}")
         else:
             self._log.info(f"Session {event.kind}: {detail}")
@@ -295,7 +310,7 @@ class KISDataClient(LiveMarketDataClient):
         reconnects = session.stats.reconnects if session is not None else 0
         age = session.stats.last_message_age() if session is not None else None
         age_text = f"{age:.1f}s" if age is not None else "n/a"
-        lag_secs, self._max_lag_ns = self._max_lag_ns / 1e9, 0
+        lag_secs = self._lag.take_max()
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"
         held = ", ".join(f"{k}={v}" for k, v in sorted(self._parser.not_emitted.items()))
         trs = ", ".join(sorted({tr for tr, _ in self._kinds})) or "none"
@@ -304,6 +319,8 @@ class KISDataClient(LiveMarketDataClient):
             f"last message {age_text} ago, max lag {lag_secs:.1f}s, skipped: {skipped}"
             + (f", not published: {held}" if held else "")
         )
+        if self._lag.offset_ns:
+            line += f" (lag beyond a {self._lag.offset_ns / 3.6e12:+.1f} h clock offset)"
         threshold = self._config.lag_warning_secs
         if threshold is not None and lag_secs > threshold:
             self._log.warning(f"{line} (records arrive more than {threshold:g}s after their exchange time)")

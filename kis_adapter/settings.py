@@ -20,6 +20,7 @@ from kis_adapter.constants import DEFAULT_REST_URL
 from kis_adapter.constants import DEFAULT_STALL_TIMEOUT_SECS
 from kis_adapter.constants import DEFAULT_WS_URL
 from kis_adapter.errors import ConfigError
+from kis_adapter.redaction import MIN_SECRET_LENGTH
 
 
 class KISSettings(BaseSettings):
@@ -51,7 +52,18 @@ class KISSettings(BaseSettings):
         if missing:
             raise ConfigError(f"{' and '.join(missing)} not set: put them in the environment or in .env")
         assert self.app_key is not None and self.app_secret is not None
-        return self.app_key.get_secret_value().strip(), self.app_secret.get_secret_value().strip()
+        key, secret = self.app_key.get_secret_value().strip(), self.app_secret.get_secret_value().strip()
+        short = [
+            name
+            for name, v in (("KIS_APP_KEY", key), ("KIS_APP_SECRET", secret))
+            if len(v) < MIN_SECRET_LENGTH
+        ]
+        if short:  # no real KIS value is that short, and a short one could not be redacted from logs
+            raise ConfigError(
+                f"{' and '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than "
+                f"{MIN_SECRET_LENGTH} characters: not a KIS app key / secret (36 and 180 characters)"
+            )
+        return key, secret
 
 
 def load_settings(**overrides: object) -> KISSettings:

@@ -246,15 +246,20 @@ def _live_stdout(sim, tmp_path: Path, frames_total: int, **client: object) -> st
     return result.stdout
 
 
-def _frames_stamped(count: int, interval_ms: float, behind_secs: int = 0) -> list[tuple[int, str]]:
-    """Frames whose HHMMSS is the current KST time minus `behind_secs` (0: a live KIS feed)."""
+def _frames_stamped(
+    count: int, interval_ms: float, behind_secs: int = 0, *, frozen: bool = False
+) -> list[tuple[int, str]]:
+    """
+    Frames whose HHMMSS is the current KST time minus `behind_secs` (0: a live KIS feed); `frozen`:
+    every frame carries the first frame's HHMMSS, so each arrives later than the one before.
+    """
     from kis_adapter.protocol import build_data_frame
 
     start = time.time_ns()
     frames = []
     for i in range(count):
         ts = start + int(i * interval_ms * 1e6)
-        kst = (ts // 10**9 - behind_secs + 9 * 3600) % 86_400
+        kst = ((start if frozen else ts) // 10**9 - behind_secs + 9 * 3600) % 86_400
         hhmmss = f"{kst // 3600:02d}{kst // 60 % 60:02d}{kst % 60:02d}"
         frames.append(
             (
@@ -267,8 +272,8 @@ def _frames_stamped(count: int, interval_ms: float, behind_secs: int = 0) -> lis
     return frames
 
 
-def test_live_stats_line_warns_when_records_arrive_late(tmp_path):
-    """Records stamped 3 hours before they arrive: the stats line is a WARNING naming the lag."""
+def test_live_stats_line_with_constant_offset_says_it_once_and_stays_info(tmp_path):
+    """Records stamped 3 hours back (a replay at another time of day): one notice, INFO stats lines."""
     # Arrange
     frames = _frames_stamped(30, 40.0, behind_secs=3 * 3600)
     with simulator_thread(frames, pingpong_interval_secs=None, autostart_replay=False) as sim:
@@ -278,11 +283,31 @@ def test_live_stats_line_warns_when_records_arrive_late(tmp_path):
         stdout = _live_stdout(sim, tmp_path, 30, codes=["A11612"], stats_interval_secs=0.3)
 
     # Assert
+    notices = [line for line in stdout.splitlines() if "Records are stamped" in line]
+    assert len(notices) == 1 and "3.0 h before the receive clock" in notices[0] and "replay" in notices[0]
     lines = [line for line in stdout.splitlines() if "Stats: H0ZFANC0" in line]
-    assert lines and all("max lag" in line for line in lines)
-    assert any(
-        "[WARN]" in line and "max lag 108" in line and "after their exchange time" in line for line in lines
-    )
+    assert lines and all("[INFO]" in line and "max lag" in line for line in lines)
+    assert any("records=30" in line and "clock offset" in line for line in lines)
+
+
+def test_live_stats_line_warns_when_records_fall_behind_beyond_the_offset(tmp_path):
+    """Stamped 3 h back and frozen, so every record is later than the last: WARNING lines naming the lag."""
+    # Arrange: 100 frames over 4 s all stamped with the first one's time: the lag grows to ~4 s.
+    frames = _frames_stamped(100, 40.0, behind_secs=3 * 3600, frozen=True)
+    with simulator_thread(frames, pingpong_interval_secs=None, autostart_replay=False) as sim:
+        replay_when_subscribed(sim, 1)
+
+        # Act
+        stdout = _live_stdout(
+            sim, tmp_path, 100, codes=["A11612"], stats_interval_secs=0.3, lag_warning_secs=1.5
+        )
+
+    # Assert
+    assert sum("Records are stamped" in line for line in stdout.splitlines()) == 1
+    lines = [line for line in stdout.splitlines() if "Stats: H0ZFANC0" in line]
+    late = [line for line in lines if "[WARN]" in line and "after their exchange time" in line]
+    assert late, lines
+    assert max(float(line.split("max lag ")[1].split("s")[0]) for line in late) >= 2.0
 
 
 def test_live_stats_line_is_info_when_records_are_on_time(tmp_path):

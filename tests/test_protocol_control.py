@@ -255,6 +255,23 @@ def test_build_ack_with_reference_opsp8996_values_reproduces_reference_text():
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        '{"header":{"tr_id":"PINGPONG","datetime":"20241011121818"},"body":{"rt_cd":"0"}}',
+        '{"header":{"tr_id":"PINGPONG"},"body":["x"]}',
+        '{ "header" : { "tr_id" : "PINGPONG" } , "body" : null }',
+    ],
+)
+def test_parse_control_with_pingpong_carrying_a_body_is_still_a_pingpong(text):
+    """Any header.tr_id PINGPONG is the heartbeat, body or not, and keeps its exact text for the echo."""
+    # Arrange / Act
+    message = parse_control(text)
+
+    # Assert
+    assert isinstance(message, PingPong) and message.raw == text
+
+
+@pytest.mark.parametrize(
     ("text", "reason"),
     [
         ("{", SkipReason.BAD_JSON),
@@ -266,7 +283,6 @@ def test_build_ack_with_reference_opsp8996_values_reproduces_reference_text():
         ('{"header":"PINGPONG"}', SkipReason.UNKNOWN_CONTROL),
         ('{"header":{"tr_id":"H0ZFANC0"},"body":{}}', SkipReason.UNKNOWN_CONTROL),
         ('{"header":{"tr_id":"H0ZFANC0"},"body":{"rt_cd":"0"}}', SkipReason.UNKNOWN_CONTROL),
-        ('{"header":{"tr_id":"PINGPONG"},"body":["x"]}', SkipReason.UNKNOWN_CONTROL),
     ],
 )
 def test_parse_control_with_invalid_message_raises_frame_error(text, reason):

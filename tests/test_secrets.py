@@ -8,15 +8,17 @@ simulators issued. Also: the reprs of everything that holds or touches a secret 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from live_helpers import recorder
 from live_helpers import replay_when_subscribed
 from live_helpers import write_node_config
+from secret_helpers import APP_KEY
+from secret_helpers import APP_SECRET
+from secret_helpers import Run
+from secret_helpers import hits
+from secret_helpers import written_texts
 from sim_helpers import make_frames
 from sim_helpers import simulator_thread
 
@@ -29,65 +31,7 @@ from kis_adapter.session import KISSession
 from kis_adapter.session import SessionConfig
 from kis_adapter.settings import KISSettings
 
-ROOT = Path(__file__).parents[1]
-KIS_ADAPTER = Path(sys.executable).with_name("kis-adapter")
-# Distinctive, so a hit cannot be a coincidence; shaped like the real thing (36-char key, long secret).
-APP_KEY = "PSleakCANARYappKEY0123456789abcdefgh"
-APP_SECRET = "leakCANARYsecret/XyZ0123456789+abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=="
 CODES = ("A11612", "A50612")
-
-
-class Run:
-    """Collects every subprocess's output and every approval key any simulator issued."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.outputs: list[tuple[str, str]] = []  # (what, text)
-        self.approval_keys: list[str] = []
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KIS_")}
-        self.env.update(
-            {
-                "KIS_APP_KEY": APP_KEY,
-                "KIS_APP_SECRET": APP_SECRET,
-                "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
-            }
-        )
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [str(KIS_ADAPTER), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-            cwd=self.tmp_path,
-        )
-
-    def finish(self, what: str, proc: subprocess.Popen[str], timeout: float = 60) -> int:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                stdout, stderr = proc.communicate()
-        self.outputs += [(f"{what} stdout", stdout), (f"{what} stderr", stderr)]
-        return proc.returncode
-
-    def run(self, what: str, *args: str, timeout: float = 60) -> int:
-        return self.finish(what, self.start(*args), timeout)
-
-
-def _written_texts(root: Path) -> list[tuple[str, bytes]]:
-    """Every file under `root`, raw and (for gzip) decompressed."""
-    found = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        found.append((str(path), data))
-        if data[:2] == b"\x1f\x8b":
-            import zlib
-
-            found.append((f"{path} (gunzipped)", zlib.decompressobj(wbits=31).decompress(data)))
-    return found
 
 
 def test_no_secret_in_any_output_file_or_error_of_record_live_convert_backtest(tmp_path: Path) -> None:
@@ -151,7 +95,7 @@ def test_no_secret_in_any_output_file_or_error_of_record_live_convert_backtest(t
     # Search everything.
     assert len(run.approval_keys) >= 3
     needles = [APP_KEY, APP_SECRET, *run.approval_keys]
-    haystacks = [(what, text.encode("utf-8")) for what, text in run.outputs] + _written_texts(tmp_path)
+    haystacks = [(what, text.encode("utf-8")) for what, text in run.outputs] + written_texts(tmp_path)
     assert any(name.endswith(".parquet") for name, _ in haystacks)
     gunzipped = [data for name, data in haystacks if name.startswith(str(captures)) and "gunzipped" in name]
     assert gunzipped and all(b'"frame":"0|H0ZFANC0|001|A11612^' in data for data in gunzipped)
@@ -159,8 +103,7 @@ def test_no_secret_in_any_output_file_or_error_of_record_live_convert_backtest(t
         data for name, data in haystacks if name.startswith("live") or name.endswith((".log", ".json"))
     ]
     assert any(b"[DBG]" in data or b"DEBUG" in data for data in live_logs)  # debug logging really was on
-    hits = [(what, needle[:6]) for what, data in haystacks for needle in needles if needle.encode() in data]
-    assert hits == []
+    assert hits(haystacks, needles) == []
 
 
 def test_reprs_and_strs_of_secret_holders_are_redacted() -> None:

@@ -24,6 +24,7 @@ from kis_adapter.errors import CredentialsError
 from kis_adapter.errors import FatalRefusal
 from kis_adapter.errors import SessionError
 from kis_adapter.protocol import parse_subscription
+from kis_adapter.redaction import Redactor
 from kis_adapter.session import Credentials
 from kis_adapter.session import KISSession
 from kis_adapter.session import SessionConfig
@@ -168,14 +169,16 @@ def _dummy_config() -> SessionConfig:
 def test_approval_reply_classification(status: int, body: bytes, error: type[Exception]) -> None:
     """Rejected credentials are fatal CredentialsError; transient trouble is a retryable ApprovalError."""
     with pytest.raises(error) as info:
-        interpret_approval_reply(status, body, CREDENTIALS)
+        interpret_approval_reply(status, body, Redactor([APP_KEY, APP_SECRET]))
     assert type(info.value) is error
     assert APP_KEY not in str(info.value) and APP_SECRET not in str(info.value)
 
 
 def test_approval_reply_with_key() -> None:
     """A 200 reply with approval_key yields the key."""
-    assert interpret_approval_reply(200, b'{"approval_key":"k-1"}', CREDENTIALS) == "k-1"
+    assert interpret_approval_reply(200, b'{"approval_key":"key-0123456789abcdef"}', Redactor()) == (
+        "key-0123456789abcdef"
+    )
 
 
 def test_subscribe_over_the_cap_is_refused_locally() -> None:
@@ -298,7 +301,7 @@ def test_two_aborts_mid_stream_reconnect_and_lose_nothing_sent_while_connected()
             assert sim.stats.frames_sent + sim.stats.frames_missed == len(frames)
             assert len(collector.data_frames()) == sim.stats.frames_sent
             waits = [e.detail["attempt"] for e in collector.events if e.kind == "reconnect_wait"]
-            assert waits == [1, 1]  # each connection carried data: the backoff started over
+            assert waits == [1, 2]  # a connection up for less than backoff_reset_secs does not reset it
             assert [r for r in _requests(sim)] == [(TR, CODE, True)] * 3
 
     run_async(main())
@@ -488,6 +491,31 @@ def test_refused_connections_are_retried_then_bounded() -> None:
             assert doomed.stats.connect_failures == 3
 
     run_async(main())
+
+
+def test_unsolicited_ack_is_said_and_marks_nothing_subscribed(caplog: pytest.LogCaptureFixture) -> None:
+    """An ack for a code never requested: a WARNING naming it unsolicited, an event, nothing subscribed."""
+    caplog.set_level(logging.INFO, logger="kis_adapter.session")
+
+    async def main() -> None:
+        async with KISSimulator([], pingpong_interval_secs=None) as sim:
+            session, collector = new_session(sim)
+            session.subscribe(TR, CODE)
+            async with running(session):
+                await session.stats.wait_subscribed(TR, CODE)
+                await sim.send_ack("OPSP0000", TR, "ZZZ999")
+                await sim.send_ack("OPSP0000", TR, CODE)  # a second ack nobody asked for
+                await session.stats.wait_for(lambda: "unsolicited" in collector.kinds())
+                await session.stats.wait_for(lambda: session.stats.unsolicited_acks == 2)
+                assert session.stats.subscribed == {(TR, CODE)}
+            unsolicited = [e.detail["tr_key"] for e in collector.events if e.kind == "unsolicited"]
+            assert unsolicited == ["ZZZ999", CODE]
+            assert [e.detail["tr_key"] for e in collector.events if e.kind == "subscribe"] == [CODE]
+
+    run_async(main())
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("Subscribed H0ZFANC0 ZZZ999" in m for m in messages)
+    assert sum("Unsolicited ack OPSP0000" in m and "ignored" in m for m in messages) == 2
 
 
 def test_refused_subscription_is_dropped_and_never_resent() -> None:

@@ -177,14 +177,16 @@ class Recorder:
         master_url: str | None = None,
     ) -> None:
         from kis_adapter.capture import CaptureWriter
-        from kis_adapter.capture import Redactor
         from kis_adapter.protocol import Decoder
+        from kis_adapter.redaction import Redactor
         from kis_adapter.session import KISSession
 
         self.codes = codes
         self.tr_ids = tr_ids or ["H0ZFANC0"]
         self.out = out
         self.master_url = master_url
+        # One redactor for the writer and the session: the session adds each approval key the moment
+        # it is issued, before any message that could echo it arrives.
         self.redactor = Redactor([credentials.app_key, credentials.app_secret])
         self.writer: CaptureWriter = CaptureWriter(
             out,
@@ -192,7 +194,9 @@ class Recorder:
             redactor=self.redactor,
             flush_interval_secs=FLUSH_PERIOD_SECS,
         )
-        self.session: KISSession = KISSession(config, credentials, self._on_message, self._on_event)
+        self.session: KISSession = KISSession(
+            config, credentials, self._on_message, self._on_event, redactor=self.redactor
+        )
         for code in codes:
             for tr_id in self.tr_ids:
                 self.session.subscribe(tr_id, code)
@@ -230,7 +234,7 @@ class Recorder:
         if self._error is not None:
             # A write that fails mid-run (disk full, ...) is a runtime failure (exit 1); a directory
             # that cannot be used at all fails earlier, in the constructor, as a CaptureError (exit 2).
-            raise KISError(f"recording stopped: {self._error}") from None
+            raise KISError(f"recording stopped: {self.redactor(str(self._error))}") from None
 
     def _close_writer(self) -> None:
         """Close the capture; after a write failure, a second failure on close adds nothing."""
@@ -254,6 +258,8 @@ class Recorder:
         if self._error is not None:
             return
         try:
+            if type(message) is bytes:  # the writer redacts text; a binary (or non-UTF-8) frame too
+                message = self.redactor.bytes(message)
             self.writer.write_message(ts, message)
         except Exception as exc:  # disk full, ...: stop cleanly rather than lose data silently
             self._fail(exc)
@@ -261,9 +267,6 @@ class Recorder:
         self.decoder.decode(ts, message)  # never raises
 
     def _on_event(self, event: SessionEvent) -> None:
-        if event.kind == "open":  # a new approval key may be in use from here on
-            for secret in self.session.secrets():
-                self.redactor.add(secret)
         if self._error is not None:
             return
         try:
@@ -295,7 +298,7 @@ class Recorder:
 
     def _fail(self, exc: Exception) -> None:
         if self._error is None:
-            log.error("Capture write failed: %s", exc)
+            log.error("Capture write failed: %s", self.redactor(str(exc)))
         self._error = exc
         self.request_stop(f"capture write failed: {exc}")
 

@@ -136,7 +136,10 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class PingPong:
-    """The server heartbeat; the client must echo `raw` back (see `kis_adapter.session`)."""
+    """
+    The server heartbeat (``header.tr_id == "PINGPONG"``, usually without a body); the client
+    must echo `raw` back, byte for byte (see `kis_adapter.session`).
+    """
 
     datetime: str
     raw: str
@@ -159,10 +162,11 @@ def parse_control(text: str) -> ControlMessage:
         raise FrameError(SkipReason.UNKNOWN_CONTROL, "no header object")
     tr_id = _as_str(header.get("tr_id"))
     body = message.get("body")
-    if tr_id == PINGPONG and not body:
+    if tr_id == PINGPONG:  # with or without a body: it is echoed verbatim either way
         return PingPong(datetime=_as_str(header.get("datetime")), raw=text)
     if not isinstance(body, dict) or "msg_cd" not in body:
-        raise FrameError(SkipReason.UNKNOWN_CONTROL, f"tr_id {tr_id[:20]!r} without body.msg_cd")
+        # No tr_id in the detail: it is the server's text (a secret could be echoed there).
+        raise FrameError(SkipReason.UNKNOWN_CONTROL, "a header without body.msg_cd")
     output = body.get("output")
     output = output if isinstance(output, dict) else {}
     return Ack(

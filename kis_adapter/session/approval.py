@@ -4,13 +4,16 @@ Credentials and the WebSocket approval key (``POST {rest_url}/oauth2/Approval``)
 The request runs in a daemon thread with `urllib` (http and https, proxies from the environment),
 so one REST call needs no HTTP dependency and a stopped session never waits for a hung server.
 Errors are sorted for the caller: rejected credentials are `CredentialsError` (retrying cannot
-help), anything transient is `ApprovalError` (retry with backoff). No message ever holds a secret.
+help), anything transient is `ApprovalError` (retry with backoff). No message ever holds a secret:
+what the server wrote (an error body, a bad status line) passes through the run's `Redactor`
+before it is put in an exception, and is redacted before it is cut short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import threading
 import urllib.error
@@ -21,13 +24,22 @@ from typing import Final
 
 from kis_adapter.errors import ApprovalError
 from kis_adapter.errors import CredentialsError
+from kis_adapter.redaction import MIN_SECRET_LENGTH
+from kis_adapter.redaction import Redactor
+
+Redact = Callable[[str], str]
 
 APPROVAL_PATH: Final = "/oauth2/Approval"
 _MAX_REPLY_BYTES: Final = 1 << 16
 
 
 class Credentials:
-    """The KIS app key and app secret; `repr` and `str` never show them."""
+    """
+    The KIS app key and app secret; `repr` and `str` never show them.
+
+    Values shorter than `MIN_SECRET_LENGTH` are refused: no real KIS key is (app keys have 36
+    characters, secrets 180), and a short one could not be redacted from logs without shredding them.
+    """
 
     __slots__ = ("_app_key", "_app_secret")
 
@@ -36,6 +48,16 @@ class Credentials:
             raise CredentialsError("the KIS app key and app secret must not be empty")
         self._app_key = app_key.strip()
         self._app_secret = app_secret.strip()
+        short = [
+            name
+            for name, value in (("app key", self._app_key), ("app secret", self._app_secret))
+            if len(value) < MIN_SECRET_LENGTH
+        ]
+        if short:
+            raise CredentialsError(
+                f"the KIS {' and '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than "
+                f"{MIN_SECRET_LENGTH} characters: not a real KIS key (check KIS_APP_KEY and KIS_APP_SECRET)"
+            )
 
     @property
     def app_key(self) -> str:
@@ -58,12 +80,18 @@ def approval_url(rest_url: str) -> str:
     return rest_url.rstrip("/") + APPROVAL_PATH
 
 
-async def request_approval_key(rest_url: str, credentials: Credentials, timeout_secs: float) -> str:
+async def request_approval_key(
+    rest_url: str, credentials: Credentials, timeout_secs: float, redact: Redact | None = None
+) -> str:
     """
     Return a new approval key; raise `CredentialsError` or `ApprovalError` (see the module doc).
 
-    Cancelling the await returns at once; the thread ends by itself within `timeout_secs`.
+    `redact` (the run's `Redactor`; by default one of the credentials) cleans every server text
+    put in an exception. Cancelling the await returns at once; the thread ends by itself within
+    `timeout_secs`.
     """
+    if redact is None:
+        redact = Redactor([credentials.app_key, credentials.app_secret])
     body = json.dumps(
         {
             "grant_type": "client_credentials",
@@ -72,11 +100,11 @@ async def request_approval_key(rest_url: str, credentials: Credentials, timeout_
         }
     ).encode("utf-8")
     url = approval_url(rest_url)
-    status, reply = await _in_daemon_thread(lambda: _post(url, body, timeout_secs))
-    return interpret_approval_reply(status, reply, credentials)
+    status, reply = await _in_daemon_thread(lambda: _post(url, body, timeout_secs, redact))
+    return interpret_approval_reply(status, reply, redact)
 
 
-def _post(url: str, body: bytes, timeout_secs: float) -> tuple[int, bytes]:
+def _post(url: str, body: bytes, timeout_secs: float, redact: Redact) -> tuple[int, bytes]:
     request = urllib.request.Request(
         url,
         data=body,
@@ -95,21 +123,28 @@ def _post(url: str, body: bytes, timeout_secs: float) -> tuple[int, bytes]:
             exc.close()
         return exc.code, reply
     except urllib.error.URLError as exc:
-        raise ApprovalError(f"approval request to {url} failed: {_reason(exc.reason)}") from None
-    except (TimeoutError, OSError, ValueError) as exc:
-        raise ApprovalError(f"approval request to {url} failed: {_reason(exc)}") from None
+        raise ApprovalError(
+            f"approval request to {redact(url)} failed: {_reason(exc.reason, redact)}"
+        ) from None
+    except (TimeoutError, OSError, ValueError, http.client.HTTPException) as exc:
+        # HTTPException: a bad status line or header from the server; its text is the server's.
+        raise ApprovalError(f"approval request to {redact(url)} failed: {_reason(exc, redact)}") from None
 
 
-def _reason(reason: object) -> str:
+def _reason(reason: object, redact: Redact) -> str:
     if isinstance(reason, TimeoutError):
         return "timed out"
     if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return type(reason).__name__ if isinstance(reason, BaseException) else str(reason)[:100]
+        return redact(reason.strerror)[:100]
+    return type(reason).__name__ if isinstance(reason, BaseException) else redact(str(reason))[:100]
 
 
-def interpret_approval_reply(status: int, reply: bytes, credentials: Credentials) -> str:
-    """Sort an HTTP reply into a key, a `CredentialsError` or an `ApprovalError` (pure)."""
+def interpret_approval_reply(status: int, reply: bytes, redact: Redact) -> str:
+    """
+    Sort an HTTP reply into a key, a `CredentialsError` or an `ApprovalError` (pure).
+
+    `redact` (the run's `Redactor`) cleans the server's words before they enter an exception.
+    """
     try:
         message = json.loads(reply.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -118,17 +153,19 @@ def interpret_approval_reply(status: int, reply: bytes, credentials: Credentials
         message = None
     if status in (401, 403):
         raise CredentialsError(
-            f"KIS rejected the app key or app secret (HTTP {status}{_detail(message, credentials)}); "
+            f"KIS rejected the app key or app secret (HTTP {status}{_detail(message, redact)}); "
             "check KIS_APP_KEY and KIS_APP_SECRET"
         )
     if status >= 500:
         raise ApprovalError(f"approval request failed: HTTP {status} from KIS")
     key = message.get("approval_key") if message is not None else None
     if 200 <= status < 300 and isinstance(key, str) and key.strip():
+        if len(key.strip()) < MIN_SECRET_LENGTH:  # real keys have 36 or 286 characters
+            raise ApprovalError(f"approval reply holds an implausibly short approval_key (HTTP {status})")
         return key.strip()
     if message is not None and _is_error(message):
         raise CredentialsError(
-            f"KIS refused the approval request (HTTP {status}{_detail(message, credentials)}); "
+            f"KIS refused the approval request (HTTP {status}{_detail(message, redact)}); "
             "check KIS_APP_KEY and KIS_APP_SECRET"
         )
     raise ApprovalError(
@@ -143,18 +180,16 @@ def _is_error(message: dict[str, Any]) -> bool:
     return rt_cd is not None and str(rt_cd) != "0"
 
 
-def _detail(message: dict[str, Any] | None, credentials: Credentials) -> str:
+def _detail(message: dict[str, Any] | None, redact: Redact) -> str:
+    """The server's error fields, each redacted whole and only then cut to 100 characters."""
     if not message:
         return ""
     parts = [
-        str(message[k])[:100]
+        redact(str(message[k]))[:100]
         for k in ("error_code", "msg_cd", "error_description", "msg1")
         if message.get(k) not in (None, "")
     ]
-    text = ": " + " ".join(parts) if parts else ""
-    for secret in (credentials.app_key, credentials.app_secret):
-        text = text.replace(secret, "***")
-    return text
+    return ": " + " ".join(parts) if parts else ""
 
 
 def _in_daemon_thread[T](fn: Callable[[], T]) -> asyncio.Future[T]:

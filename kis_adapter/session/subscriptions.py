@@ -3,7 +3,8 @@ The wanted-subscription set against what the current connection registered (pure
 
 The session asks `next_request()` what to send; acks move keys between states. A refused key leaves
 the wanted set for good (KIS blocks clients that resend refused requests); a key KIS failed to
-register for a transient reason waits for the next connection.
+register for a transient reason waits for the next connection. Every request sent waits for its
+ack in `pending`: an ack nobody is waiting for is unsolicited and changes nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class SubscriptionBook:
         self.acked: set[Key] = set()  # confirmed by OPSP0000 / OPSP0002 on this connection
         self.deferred: set[Key] = set()  # transient failure: resend after the next reconnect
         self.refused: dict[Key, str] = {}  # refused by KIS: msg_cd; never resent
+        self.pending: dict[Key, list[bool]] = {}  # requests sent on this connection awaiting an ack
 
     def want(self, key: Key) -> bool:
         """Add `key`; return whether it is new. Raise `SessionError` when over the cap."""
@@ -58,6 +60,7 @@ class SubscriptionBook:
         self.registered.clear()
         self.acked.clear()
         self.deferred.clear()
+        self.pending.clear()
 
     def next_request(self) -> tuple[Key, bool] | None:
         """Return ``(key, subscribe)`` to send next, unsubscribes first (they free cap), or None."""
@@ -70,11 +73,22 @@ class SubscriptionBook:
         return None
 
     def mark_sent(self, key: Key, subscribe: bool) -> None:
+        self.pending.setdefault(key, []).append(subscribe)
         if subscribe:
             self.registered.add(key)
         else:
             self.registered.discard(key)
             self.acked.discard(key)
+
+    def settle(self, key: Key, subscribe: bool) -> bool:
+        """Match an ack to the oldest request of its kind sent for `key`; False if none was waiting."""
+        waiting = self.pending.get(key)
+        if not waiting or subscribe not in waiting:
+            return False
+        waiting.remove(subscribe)
+        if not waiting:
+            del self.pending[key]
+        return True
 
     def on_subscribed(self, key: Key) -> None:
         if key in self.registered:
