@@ -63,6 +63,7 @@ TRADE_TICK_CLS: Final = "nautilus_trader.model.data:TradeTick"
 QUOTE_TICK_CLS: Final = "nautilus_trader.model.data:QuoteTick"
 DEPTH_CLS: Final = "nautilus_trader.model.data:OrderBookDepth10"
 DEFAULT_BALANCE: Final = "100000000 KRW"
+AUCTION_MODULE: Final = "kis_adapter.auction:KRXAuctionModule"
 DEFAULT_STRATEGIES: Final = (
     "strategies.auction_monitor:AuctionMonitor",
     "strategies.preopen_signal:PreOpenSignal",
@@ -267,10 +268,13 @@ def catalog_inventory(catalog_path: str | Path) -> CatalogInventory:
     return CatalogInventory(**found)
 
 
-def krx_venue_config(balance: str = DEFAULT_BALANCE, *, depth: bool = False) -> BacktestVenueConfig:
+def krx_venue_config(
+    balance: str = DEFAULT_BALANCE, *, depth: bool = False, commission_rate: float | None = None
+) -> BacktestVenueConfig:
     """
     The simulated venue ``KRX``: NETTING, MARGIN, KRW, the starting balance; an L2 book when the run
-    has 10-level books (an L1 book would take level 10 of a depth as its top), else L1.
+    has 10-level books (an L1 book would take level 10 of a depth as its top), else L1; and the KRX
+    single-price auctions (`kis_adapter.auction.KRXAuctionModule`).
     """
     try:
         money = Money.from_str(balance)
@@ -278,6 +282,7 @@ def krx_venue_config(balance: str = DEFAULT_BALANCE, *, depth: bool = False) -> 
         raise ConfigError(f'--balance: {exc} (e.g. "100000000 KRW")') from None
     if money.currency.code != "KRW" or money.as_double() <= 0:
         raise ConfigError(f'--balance must be a positive KRW amount, e.g. "100000000 KRW" (got {balance!r})')
+    module = {} if commission_rate is None else {"commission_rate": commission_rate}
     return BacktestVenueConfig(
         name=KRX_VENUE_NAME,
         oms_type="NETTING",
@@ -285,6 +290,11 @@ def krx_venue_config(balance: str = DEFAULT_BALANCE, *, depth: bool = False) -> 
         base_currency="KRW",
         starting_balances=[str(money)],
         book_type="L2_MBP" if depth else "L1_MBP",
+        modules=[
+            ImportableActorConfig(
+                actor_path=AUCTION_MODULE, config_path=f"{AUCTION_MODULE}Config", config=module
+            )
+        ],
     )
 
 
