@@ -21,17 +21,16 @@ from nautilus_trader.trading.strategy import Strategy
 from kis_adapter.protocol.values import NS_PER_SECOND
 from kis_adapter.report import format_table
 from kis_adapter.report import write_table
+from kis_adapter.strategy_kit import END_CODES
+from kis_adapter.strategy_kit import Call
+from kis_adapter.strategy_kit import KISStrategyConfig
+from kis_adapter.strategy_kit import call_of
+from kis_adapter.strategy_kit import kst_clock
+from kis_adapter.strategy_kit import kst_date_text
+from kis_adapter.strategy_kit import kst_day
+from kis_adapter.strategy_kit import parse_instrument_ids
+from kis_adapter.strategy_kit import subscribe_expected_fills
 from kis_adapter.types import KISExpectedFill
-from strategies import END_CODES
-from strategies import Call
-from strategies import KISStrategyConfig
-from strategies import classify_call
-from strategies import kst_clock
-from strategies import kst_date_text
-from strategies import kst_day
-from strategies import kst_seconds
-from strategies import parse_instrument_ids
-from strategies import subscribe_expected_fills
 
 COLUMNS: tuple[str, ...] = (
     "instrument_id",
@@ -179,7 +178,7 @@ class AuctionMonitor(Strategy):
             return
         ts = data.ts_event
         day = kst_day(ts)
-        call = classify_call(data.phase_code, kst_seconds(ts))
+        call = call_of(data)
         auction = self._current.get(data.instrument_id)
         if (
             auction is None

@@ -36,19 +36,19 @@ from nautilus_trader.trading.strategy import Strategy
 from kis_adapter.protocol.values import NS_PER_SECOND
 from kis_adapter.report import format_table
 from kis_adapter.report import write_csv
+from kis_adapter.strategy_kit import Call
+from kis_adapter.strategy_kit import KISStrategyConfig
+from kis_adapter.strategy_kit import call_of
+from kis_adapter.strategy_kit import kst_clock
+from kis_adapter.strategy_kit import kst_day
+from kis_adapter.strategy_kit import kst_instant
+from kis_adapter.strategy_kit import kst_seconds
+from kis_adapter.strategy_kit import parse_instrument_ids
+from kis_adapter.strategy_kit import parse_kst_time
+from kis_adapter.strategy_kit import subscribe_expected_fills
 from kis_adapter.types import SIGN_LIMIT_DOWN
 from kis_adapter.types import SIGN_LIMIT_UP
 from kis_adapter.types import KISExpectedFill
-from strategies import Call
-from strategies import KISStrategyConfig
-from strategies import classify_call
-from strategies import kst_clock
-from strategies import kst_day
-from strategies import kst_instant
-from strategies import kst_seconds
-from strategies import parse_instrument_ids
-from strategies import parse_kst_time
-from strategies import subscribe_expected_fills
 
 
 class Side(StrEnum):
@@ -230,7 +230,7 @@ class PreOpenSignal(Strategy):
         instrument_id = data.instrument_id
         seconds = kst_seconds(ts)
         day = kst_day(ts)
-        if classify_call(data.phase_code, seconds) is not Call.PRE_OPEN:
+        if call_of(data) is not Call.PRE_OPEN:
             state = self._open.get(instrument_id)
             if state is not None:  # a later call began: the pre-open one ended unannounced
                 self._decide(state, ts, "call over")
