@@ -68,6 +68,7 @@ DEFAULT_STRATEGIES: Final = (
     "strategies.auction_monitor:AuctionMonitor",
     "strategies.preopen_signal:PreOpenSignal",
 )
+TRADING_STRATEGY: Final = "strategies.gap_trader:GapTrader"  # added when the run has the venue KRX
 CHART_FILE: Final = "chart.png"
 
 
@@ -203,12 +204,15 @@ def strategy_configs(
     strategy_paths: Sequence[str] | None = None,
     config_path: str | None = None,
     params: Iterable[str] = (),
+    *,
+    trading: bool = False,
 ) -> list[ImportableStrategyConfig]:
     """
-    The CLI's strategies: `strategy_paths` (default: both example strategies) with ``key=value``
-    `params`. A parameter goes to every strategy whose config has it and must fit at least one.
+    The CLI's strategies: `strategy_paths` (default: the example strategies, with the trading one
+    when `trading`: the run has the venue KRX) with ``key=value`` `params`. A parameter goes to
+    every strategy whose config has it and must fit at least one.
     """
-    paths = list(strategy_paths or DEFAULT_STRATEGIES)
+    paths = list(strategy_paths or (*DEFAULT_STRATEGIES, *([TRADING_STRATEGY] if trading else [])))
     if config_path is not None and len(paths) != 1:
         raise ConfigError("--strategy-config needs exactly one --strategy")
     parsed = dict(parse_param(p) for p in params)

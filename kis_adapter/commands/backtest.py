@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"report folder (defaults to {DEFAULT_REPORT})",
     )
+    parser.add_argument(
+        "--balance",
+        default="100000000 KRW",
+        metavar="MONEY",
+        help='starting balance of the simulated venue KRX (defaults to "100000000 KRW"); only with --catalog',
+    )
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     parser.add_argument(
         "--log-level",
@@ -56,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kis_adapter.backtest import build_run_config
+    from kis_adapter.backtest import catalog_inventory
     from kis_adapter.backtest import format_summary
     from kis_adapter.backtest import load_run_config
     from kis_adapter.backtest import run_backtest
@@ -67,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--strategy, --strategy-config and --param go with --catalog, not --config")
         config = load_run_config(args.config)
     else:
-        strategies = strategy_configs(args.strategy, args.strategy_config, args.param)
-        config = build_run_config(args.catalog, strategies, log_level=args.log_level)
+        trading = bool(catalog_inventory(args.catalog).tradable)
+        strategies = strategy_configs(args.strategy, args.strategy_config, args.param, trading=trading)
+        config = build_run_config(args.catalog, strategies, log_level=args.log_level, balance=args.balance)
     outcome = run_backtest(config, Path(args.report), chart=not args.no_chart)
     print(format_summary(outcome))
     return 0

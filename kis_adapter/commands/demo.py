@@ -43,6 +43,7 @@ def sample_captures(directory: Path | None = None) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from kis_adapter.backtest import build_run_config
+    from kis_adapter.backtest import catalog_inventory
     from kis_adapter.backtest import format_summary
     from kis_adapter.backtest import run_backtest
     from kis_adapter.backtest import strategy_configs
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     report = convert_captures(captures, catalog)
     print_convert_report(report, str(catalog))
     print()
-    config = build_run_config(catalog, strategy_configs())
+    config = build_run_config(catalog, strategy_configs(trading=bool(catalog_inventory(catalog).tradable)))
     outcome = run_backtest(config, out / "report")
     print(format_summary(outcome))
     return 0
