@@ -110,7 +110,6 @@ class MarketState:
     after_print: bool = False  # a print happened; held orders return with the next market data
     data_after_print: bool = False
     held: list[Order] = field(default_factory=list)  # in submission order
-    fees_set: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +144,7 @@ class KRXAuctionModule(SimulationModule):
         self._sequence: dict[str, int] = {}  # client order id -> submission sequence number
         self._venue_ids = 0
         self._calendar: krx.TradingCalendar | None = None
+        self._rate = Decimal(str(self._config.commission_rate))
         self.auction_fills: list[AuctionFill] = []
         self.rejected: list[tuple[str, str]] = []  # (client order id, reason)
         self._processing = False
@@ -297,7 +297,7 @@ class KRXAuctionModule(SimulationModule):
     ) -> None:
         """Fill the held orders crossing the print at its price, in submission order, up to its size."""
         engine = self.exchange.get_matching_engine(instrument_id)
-        instrument = self.cache.instrument(instrument_id)
+        instrument = self._ensure_fees(instrument_id)
         if engine is None or instrument is None:
             return
         price = trade.price
@@ -368,9 +368,8 @@ class KRXAuctionModule(SimulationModule):
     def _place(self, order: Order, ts_now: int) -> None:
         if order.is_closed:
             return
-        instrument = self.cache.instrument(order.instrument_id)
+        instrument = self._ensure_fees(order.instrument_id)
         if instrument is not None:
-            self._set_fees(instrument)
             reason = self._refusal(order, instrument)
             if reason is not None:
                 self._reject(order, reason, ts_now)
@@ -390,6 +389,7 @@ class KRXAuctionModule(SimulationModule):
         """After the print, the rest of the held orders works in the matching engine."""
         market.after_print = market.data_after_print = False
         engine = self.exchange.get_matching_engine(instrument_id)
+        self._ensure_fees(instrument_id)
         held, market.held = market.held, []
         for order in held:
             if order.is_closed:
@@ -444,20 +444,26 @@ class KRXAuctionModule(SimulationModule):
                 )
         return None
 
-    def _set_fees(self, instrument: Instrument) -> None:
-        market = self._market(instrument.id)
-        if market.fees_set or not isinstance(instrument, FuturesContract):
-            return
-        market.fees_set = True
-        rate = Decimal(str(self._config.commission_rate))
-        if instrument.maker_fee == rate and instrument.taker_fee == rate:
-            return
+    def _ensure_fees(self, instrument_id: InstrumentId) -> Instrument | None:
+        """
+        The instrument, with the commission rate as its maker and taker fee in the cache and the
+        matching engine (checked at every use: a re-issued definition comes without it).
+        """
+        instrument = self.cache.instrument(instrument_id)
+        if not isinstance(instrument, FuturesContract):
+            return instrument
+        rate = self._rate
+        engine = self.exchange.get_matching_engine(instrument_id)
+        current = engine.instrument if engine is not None else instrument
+        if current.maker_fee == rate and current.taker_fee == rate and instrument.taker_fee == rate:
+            return instrument
         values = FuturesContract.to_dict(instrument)
         values["maker_fee"] = str(rate)
         values["taker_fee"] = str(rate)
         contract = FuturesContract.from_dict(values)
         self.cache.add_instrument(contract)
         self.exchange.update_instrument(contract)
+        return contract
 
     def _expire_held(self, ts_now: int) -> None:
         """Held orders of a contract past its expiry are canceled, as the engine does with its own."""

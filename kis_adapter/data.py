@@ -35,9 +35,6 @@ from nautilus_trader.data.messages import UnsubscribeTradeTicks
 from nautilus_trader.live.data_client import LiveMarketDataClient
 from nautilus_trader.model.data import CustomData
 from nautilus_trader.model.data import DataType
-from nautilus_trader.model.data import OrderBookDepth10
-from nautilus_trader.model.data import QuoteTick
-from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import FuturesContract
@@ -70,7 +67,6 @@ Registration = tuple[str, str]  # (TR id, code)
 
 # What a subscription needs at KIS, per kind of subscription.
 _TR_OF_KIND = {"expected": H0ZFANC0, "trades": H0ZFCNT0, "quotes": H0ZFASP0, "depth": H0ZFASP0}
-_KIND_OF_TYPE = {TradeTick: "trades", QuoteTick: "quotes", OrderBookDepth10: "depth"}
 
 
 class KISDataClient(LiveMarketDataClient):
@@ -128,7 +124,6 @@ class KISDataClient(LiveMarketDataClient):
         self._session_task: asyncio.Task | None = None
         self._stats_task: asyncio.Task | None = None
         self._kinds: dict[Registration, Counter[str]] = {}  # (TR, code) -> subscriptions by kind
-        self._publish: dict[type, set[str]] = {cls: set() for cls in _KIND_OF_TYPE}
         self._stats_records = 0
         self._lag = LagMeter()  # worst ts_init - ts_event beyond a constant offset, per stats line
         self._redactor = redactor if redactor is not None else Redactor()
@@ -273,13 +268,12 @@ class KISDataClient(LiveMarketDataClient):
             return
         if not objects:
             return
+        # Everything decoded for a registered (TR, code) is published: a strategy gets what it
+        # subscribed to, and a paper-trading venue sees the whole market of the codes it trades.
         handle = self._handle_data
-        publish = self._publish
+        data_type = self._data_type
         for obj in objects:
-            if isinstance(obj, KISExpectedFill):
-                handle(CustomData(self._data_type, obj))
-            elif obj.instrument_id.symbol.value in publish[type(obj)]:
-                handle(obj)
+            handle(CustomData(data_type, obj) if type(obj) is KISExpectedFill else obj)
         notice = self._lag.observe(ts_recv - objects[-1].ts_event)
         if notice is not None:
             self._log.warning(notice)
@@ -394,38 +388,33 @@ class KISDataClient(LiveMarketDataClient):
         if code:
             self._unwant((H0ZFANC0, code), "expected")
 
-    async def _subscribe_market(self, instrument_id: InstrumentId, kind: str, data_cls: type) -> None:
+    async def _subscribe_market(self, instrument_id: InstrumentId, kind: str) -> None:
         code = self._code_of(instrument_id)
-        if code is None:
-            return
-        if self._want((_TR_OF_KIND[kind], code), kind):
-            self._publish[data_cls].add(code)
+        if code is not None and self._want((_TR_OF_KIND[kind], code), kind):
             await self._load_instruments([code])  # registered first: the data never waits for the master
 
-    def _unsubscribe_market(self, instrument_id: InstrumentId, kind: str, data_cls: type) -> None:
+    def _unsubscribe_market(self, instrument_id: InstrumentId, kind: str) -> None:
         code = self._code_of(instrument_id)
-        if code is None:
-            return
-        self._publish[data_cls].discard(code)
-        self._unwant((_TR_OF_KIND[kind], code), kind)
+        if code is not None:
+            self._unwant((_TR_OF_KIND[kind], code), kind)
 
     async def _subscribe_trade_ticks(self, command: SubscribeTradeTicks) -> None:
-        await self._subscribe_market(command.instrument_id, "trades", TradeTick)
+        await self._subscribe_market(command.instrument_id, "trades")
 
     async def _unsubscribe_trade_ticks(self, command: UnsubscribeTradeTicks) -> None:
-        self._unsubscribe_market(command.instrument_id, "trades", TradeTick)
+        self._unsubscribe_market(command.instrument_id, "trades")
 
     async def _subscribe_quote_ticks(self, command: SubscribeQuoteTicks) -> None:
-        await self._subscribe_market(command.instrument_id, "quotes", QuoteTick)
+        await self._subscribe_market(command.instrument_id, "quotes")
 
     async def _unsubscribe_quote_ticks(self, command: UnsubscribeQuoteTicks) -> None:
-        self._unsubscribe_market(command.instrument_id, "quotes", QuoteTick)
+        self._unsubscribe_market(command.instrument_id, "quotes")
 
     async def _subscribe_order_book_depth(self, command: SubscribeOrderBook) -> None:
-        await self._subscribe_market(command.instrument_id, "depth", OrderBookDepth10)
+        await self._subscribe_market(command.instrument_id, "depth")
 
     async def _unsubscribe_order_book_depth(self, command: UnsubscribeOrderBook) -> None:
-        self._unsubscribe_market(command.instrument_id, "depth", OrderBookDepth10)
+        self._unsubscribe_market(command.instrument_id, "depth")
 
     async def _subscribe_order_book_deltas(self, command: SubscribeOrderBook) -> None:
         self._log.error(

@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     from nautilus_trader.live.node import TradingNode
 
     from kis_adapter.data import KISDataClient
+    from kis_adapter.execution import enable_lockstep
+    from kis_adapter.execution import paper_summary
     from kis_adapter.settings import load_settings
 
     config = load_node_config(args.config)
@@ -128,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         node.build()
     except (ValueError, TypeError, ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot build the node from {args.config}: {exc}") from None
+    paper = enable_lockstep(node.kernel)  # paper trading fills as the backtest of the same data would
     guard = StopGuard(node, grace_secs=config.timeout_disconnection + config.timeout_post_stop + 5.0)
     try:
         node.run()
@@ -136,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         clients = [c for c in node.kernel.data_engine._clients.values() if isinstance(c, KISDataClient)]
         if guard.forced:
             _close_sessions(loop, clients)
+        if paper:
+            print(paper_summary(node.kernel.cache), flush=True)
         node.dispose()
     for client in clients:
         if client.fatal_error is not None:
