@@ -86,7 +86,12 @@ def _written_texts(root: Path) -> list[tuple[str, bytes]]:
         if data[:2] == b"\x1f\x8b":
             import zlib
 
-            found.append((f"{path} (gunzipped)", zlib.decompressobj(wbits=31).decompress(data)))
+            parts, rest = [], data
+            while rest:  # every gzip member (captures start one per flush)
+                member = zlib.decompressobj(wbits=31)
+                parts.append(member.decompress(rest))
+                rest = member.unused_data if member.eof else b""
+            found.append((f"{path} (gunzipped)", b"".join(parts)))
     return found
 
 
