@@ -12,6 +12,8 @@ from nautilus_trader.config import NonNegativeFloat
 from nautilus_trader.config import PositiveFloat
 from nautilus_trader.config import PositiveInt
 
+from kis_adapter.protocol.codes import code_problem
+
 
 class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     """
@@ -61,3 +63,11 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     stats_interval_secs: PositiveFloat = 30.0
     lag_warning_secs: PositiveFloat | None = 5.0
     shutdown_on_fatal: bool = True
+
+    def __post_init__(self) -> None:
+        # The same check as `record --codes`: a code KIS would never stream (an instrument id such as
+        # A11612.KRX, say) is refused when the config is read, not left to subscribe silently to nothing.
+        for code in self.codes:
+            problem = code_problem(code)
+            if problem is not None:
+                raise ValueError(f"{problem} (in KISDataClientConfig.codes)")
