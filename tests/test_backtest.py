@@ -472,3 +472,23 @@ def test_draw_auction_chart_with_one_or_two_columns_fits_title_and_legend(tmp_pa
 
     # Assert
     assert _border_is_blank(png)
+
+
+def test_readme_strategy_example_runs_from_a_file_as_the_readme_says(catalog, tmp_path):
+    """The README's strategy, saved as my_strategy.py, runs with the README's command and its logs show."""
+    # Arrange
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Writing your own strategy") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("```\n", 10)]
+    (tmp_path / "my_strategy.py").write_text(code)
+    assert "--strategy ./my_strategy.py:My" in section
+    argv = [str(KIS_ADAPTER), "backtest", "--catalog", str(catalog), "--strategy", "./my_strategy.py:My"]
+
+    # Act
+    result = subprocess.run(
+        [*argv, "--no-chart"], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False
+    )
+
+    # Assert
+    assert result.returncode == 0, result.stderr
+    assert "A11612.KRX 311 98800.0 x 300" in result.stdout  # the example's self.log.info
