@@ -151,9 +151,9 @@ class CaptureMessage:
 
 MAX_TS: Final = 2**63 - 1  # a ts must fit the catalog's int64/uint64 nanoseconds
 _GZIP_MAGIC: Final = b"\x1f\x8b\x08"  # ID1 ID2 CM=deflate: how every gzip member starts
-_READ_CHUNK: Final = 1 << 18
-_MAX_OUTPUT: Final = 1 << 22  # decompressed bytes per call: a crafted member cannot balloon memory
-_VERIFY_WINDOW: Final = 8 << 20  # decompressed bytes of a member held back until zlib checks its CRC
+_READ_CHUNK: Final = 1 << 16
+_MAX_OUTPUT: Final = 1 << 20  # decompressed bytes per call: a crafted member cannot balloon memory
+_VERIFY_WINDOW: Final = 2 << 20  # decompressed bytes of a member held back until zlib checks its CRC
 _MAX_LINE: Final = 1 << 24  # longer lines are skipped (and counted): garbage cannot fill memory
 _MAX_HEADER: Final = 1 << 16
 
@@ -181,9 +181,11 @@ class CaptureReader:
     Raises `CaptureError` at construction when the file is missing, unreadable or not a capture.
     `header` holds the header line; `stats` fills in while iterating. A gzip capture is read member by
     member (the writer starts one per flush): a member's lines are delivered only once zlib has checked
-    its CRC, so damage never yields altered records; after damage the reader skips to the next member
-    that decodes, and says so in `stats.damage`. (Members larger than 8 MB, as a gzip of a whole file
-    makes, are delivered in 8 MB steps before their check.)
+    its CRC, so damage does not yield altered records; after damage the reader skips to the next member
+    that decodes, and says so in `stats.damage`. Unchecked lines are delivered in three cases only: a
+    last member cut short (a killed recorder, `stats.truncated`), a member over 2 MB (in 2 MB steps),
+    and a capture written as a single member (older captures, a gzip of a whole file), which is
+    streamed as it decodes, as before: damage in it is reported but cannot be undone.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -497,7 +499,6 @@ class _Lines:
         """
         raw = self._raw
         raw.seek(start)
-        data = raw.read(end - start)
         member = zlib.decompressobj(wbits=31)
         lines = 0
         head = b""
@@ -508,18 +509,18 @@ class _Lines:
             if len(head) < _MAX_HEADER:
                 head += out[: _MAX_HEADER - len(head)]
 
-        for i in range(0, len(data), 4096):
+        remaining = end - start
+        while remaining > 0 and not member.eof and (data := raw.read(min(remaining, 4096))):
+            remaining -= len(data)
             saved = member.copy()  # zlib drops a failing call's output: replay that step byte by byte
             try:
-                take(_decompress_all(member, data[i : i + 4096]))
+                take(_decompress_all(member, data))
             except zlib.error:
                 try:
-                    for j in range(i, min(i + 4096, len(data))):
+                    for j in range(len(data)):
                         take(_decompress_all(saved, data[j : j + 1]))
                 except zlib.error:
                     pass
-                break
-            if member.eof:
                 break
         return lines, head
 
