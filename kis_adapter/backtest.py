@@ -11,8 +11,13 @@ Configuration problems (missing or empty catalog, bad import path, bad parameter
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import json
+import os
+import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -70,6 +75,7 @@ DEFAULT_STRATEGIES: Final = (
 )
 TRADING_STRATEGY: Final = "strategies.gap_trader:GapTrader"  # added when the run has the venue KRX
 CHART_FILE: Final = "chart.png"
+USER_MODULE_PREFIX: Final = "kis_user_strategy_"  # modules loaded from --strategy path/to/file.py:Class
 
 
 # -- COUNTING ACTOR ------------------------------------------------------------------------------
@@ -140,15 +146,62 @@ class EventCounter(Actor):
 # -- CONFIGURATION -------------------------------------------------------------------------------
 
 
+def _split(path: str, what: str) -> tuple[str, str]:
+    module, sep, name = path.rpartition(":")
+    if not sep or not module or not name:
+        raise ConfigError(f"bad {what} path {path!r}: expected module:Name or path/to/file.py:Name")
+    return module, name
+
+
+def _is_file_path(module: str) -> bool:
+    return module.endswith(".py") or "/" in module or os.sep in module
+
+
+def importable(path: str, what: str = "strategy") -> str:
+    """
+    ``path/to/file.py:Name`` → ``<module>:Name`` with the file loaded as a module of its own (once per
+    file), so Nautilus can import it by name; ``module:Name`` is returned as is.
+    """
+    module, name = _split(path, what)
+    if not _is_file_path(module):
+        return path
+    file = Path(module).expanduser().resolve()
+    if not file.is_file():
+        raise ConfigError(f"{what} file not found: {module} (in {path!r})")
+    digest = hashlib.sha1(str(file).encode(), usedforsecurity=False).hexdigest()[:10]
+    module_name = f"{USER_MODULE_PREFIX}{re.sub(r'\W', '_', file.stem)}_{digest}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, file)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"cannot load {what} file {module}: not a Python source file")
+        loaded = importlib.util.module_from_spec(spec)
+        _search_last(str(file.parent))  # so the file imports modules next to it, never shadowing others
+        sys.modules[module_name] = loaded
+        try:
+            spec.loader.exec_module(loaded)
+        except Exception as exc:  # the user's code: any failure is one line, not a traceback
+            del sys.modules[module_name]
+            raise ConfigError(f"cannot load {what} file {module}: {type(exc).__name__}: {exc}") from None
+    return f"{module_name}:{name}"
+
+
+def _search_last(directory: str) -> None:
+    """Put `directory` at the end of the import path: found, but never ahead of an installed package."""
+    if directory not in sys.path:
+        sys.path.append(directory)
+
+
 def _resolve(path: str, what: str) -> Any:
-    """Import ``module:Name``; any failure is a one-line `ConfigError`."""
-    module_name, sep, name = path.partition(":")
-    if not sep or not module_name or not name:
-        raise ConfigError(f"bad {what} path {path!r}: expected module:Name")
+    """Import ``module:Name`` (or ``file.py:Name``); any failure is a one-line `ConfigError`."""
+    module_name, name = _split(importable(path, what), what)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import module {module_name!r} for {what} {path!r}: {exc}") from None
+    except Exception as exc:  # a user module failing while it is imported
+        raise ConfigError(
+            f"cannot import module {module_name!r} for {what} {path!r}: {type(exc).__name__}: {exc}"
+        ) from None
     try:
         return getattr(module, name)
     except AttributeError:
@@ -176,11 +229,15 @@ def strategy_config(
     Without `config_path` the config class is ``<Class>Config`` in the strategy's module. `params`
     must all be fields of it and are type-checked now (as the node would), not mid-run.
     """
+    given = strategy_path
+    strategy_path = importable(strategy_path, "strategy")
     strategy_cls = _resolve(strategy_path, "strategy")
     if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, Strategy)):
-        raise ConfigError(f"{strategy_path!r} is not a Strategy subclass")
+        raise ConfigError(f"{given!r} is not a Strategy subclass")
     if config_path is None:
-        config_path = f"{strategy_path.partition(':')[0]}:{strategy_cls.__name__}Config"
+        config_path = f"{strategy_path.rpartition(':')[0]}:{strategy_cls.__name__}Config"
+    else:
+        config_path = importable(config_path, "strategy config")
     config_cls = _resolve(config_path, "strategy config")
     if not (isinstance(config_cls, type) and issubclass(config_cls, StrategyConfig)):
         raise ConfigError(f"{config_path!r} is not a StrategyConfig subclass")
@@ -308,11 +365,15 @@ def build_run_config(
     *,
     log_level: str = "ERROR",
     balance: str = DEFAULT_BALANCE,
+    strategy_log_level: str | None = None,
 ) -> BacktestRunConfig:
     """
     A run over everything in the catalog: `KISExpectedFill` (custom data, client ``KIS``), and, when
     the catalog holds `FuturesContract`s and trades, the simulated venue ``KRX`` with the trades,
     quotes and books of those instruments.
+
+    `log_level` applies to Nautilus's own components, `strategy_log_level` (default: the same) to the
+    strategies' loggers, so ``self.log.info`` in a strategy can show without the engine's INFO lines.
     """
     inventory = catalog_inventory(catalog_path)
     catalog = str(catalog_path)
@@ -341,11 +402,62 @@ def build_run_config(
         ]
     if not data:
         data.append(BacktestDataConfig(catalog_path=catalog, data_cls=KIS_DATA_CLS, client_id=KIS))
+    engine = BacktestEngineConfig(strategies=list(strategies))
+    logging = logging_config(engine, log_level, strategy_log_level or log_level)
     return BacktestRunConfig(
         venues=venues,
         data=data,
-        engine=BacktestEngineConfig(strategies=list(strategies), logging=LoggingConfig(log_level=log_level)),
+        engine=msgspec.structs.replace(engine, logging=logging),
     )
+
+
+# Nautilus's own loggers in a backtest (its component names), held at `log_level` while the stdout level
+# is lowered for the strategies: Nautilus filters per component only downwards, so this is the way to let
+# strategy INFO lines through alone. A component missing here would show its INFO lines, never hide errors.
+NAUTILUS_COMPONENTS: Final = (
+    "BacktestEngine",
+    "BacktestNode",
+    "Cache",
+    "DataEngine",
+    "ExecEngine",
+    "RiskEngine",
+    "MessageBus",
+    "OrderEmulator",
+    "OrderMatchingEngine",
+    "Portfolio",
+    "SimulatedExchange",
+    "Trader",
+    "Throttler-ORDER_SUBMIT_THROTTLER",
+    "Throttler-ORDER_MODIFY_THROTTLER",
+    "DataClient-BACKTEST",
+    f"DataClient-{KIS}",
+    f"ExecClient-{KRX_VENUE_NAME}",
+    f"SimulatedExchange-{KRX_VENUE_NAME}",
+    f"OrderMatchingEngine-{KRX_VENUE_NAME}",
+    "EventCounter",
+)
+_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "OFF")
+
+
+def logging_config(engine: BacktestEngineConfig, log_level: str, strategy_log_level: str) -> LoggingConfig:
+    """Stdout at the lower of both levels; Nautilus's components (and the trader) filtered to `log_level`."""
+    log_level, strategy_log_level = log_level.upper(), strategy_log_level.upper()
+    for level in (log_level, strategy_log_level):
+        if level not in _LEVELS:
+            raise ConfigError(f"bad log level {level!r}: expected one of {', '.join(_LEVELS)}")
+    if log_level == strategy_log_level:
+        return LoggingConfig(log_level=log_level)
+    lowest = min(log_level, strategy_log_level, key=_LEVELS.index)
+    components = dict.fromkeys((*NAUTILUS_COMPONENTS, str(engine.trader_id)), log_level)
+    for strategy in engine.strategies or []:
+        components[_logger_name(strategy)] = strategy_log_level
+    return LoggingConfig(log_level=lowest, log_component_levels=components)
+
+
+def _logger_name(strategy: ImportableStrategyConfig) -> str:
+    """The name a strategy logs under (Nautilus 1.231: its config's ``strategy_id``, else its class name)."""
+    strategy_id = (strategy.config or {}).get("strategy_id")
+    return str(strategy_id) if strategy_id else strategy.strategy_path.rpartition(":")[2]
 
 
 def load_run_config(path: str | Path) -> BacktestRunConfig:
@@ -516,8 +628,34 @@ def decision_rows(decisions: Iterable[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+REPORT_FILES: Final = (
+    "events.csv",
+    "auctions.csv",
+    "auctions.txt",
+    "decisions.csv",
+    CHART_FILE,
+    "summary.txt",
+)
+REPORT_PATTERNS: Final = ("auctions-*.csv", "auctions-*.txt")  # the tables of a second, third... strategy
+
+
+def clear_report(directory: Path) -> None:
+    """Remove the files `write_report` writes (only those), so no file of an earlier run is left."""
+    if not directory.is_dir():
+        return
+    old = [directory / name for name in REPORT_FILES]
+    old += [file for pattern in REPORT_PATTERNS for file in directory.glob(pattern)]
+    for file in old:
+        try:
+            file.unlink(missing_ok=True)
+        except OSError as exc:
+            raise KISError(f"cannot remove {file} of an earlier report: {exc.strerror or exc}") from None
+
+
 def write_report(outcome: BacktestOutcome, directory: Path, *, chart: bool = True) -> list[Path]:
-    """Write events.csv, one table per strategy summary, decisions.csv and chart.png."""
+    """Write events.csv, one table per strategy summary, decisions.csv and chart.png (replacing a
+    previous run's files, so the folder never mixes two runs)."""
+    clear_report(directory)
     files = [write_csv(event_rows(outcome.events), directory / "events.csv")]
     for i, (strategy_id, rows) in enumerate(outcome.summaries.items()):
         stem = "auctions" if i == 0 else f"auctions-{strategy_id}"

@@ -43,6 +43,7 @@ from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestam
 from nautilus_trader.persistence.catalog.parquet import _timestamps_to_filename
 
 from kis_adapter.capture import CaptureReader
+from kis_adapter.capture import ReadStats
 from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
 from kis_adapter.feeds import Columns
@@ -78,6 +79,14 @@ class CatalogError(KISError):
     """The catalog could not be written (disk full, permissions, ...): a runtime failure, exit 1."""
 
 
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """What reading one capture showed: messages, skipped lines by reason, a cut tail, damage."""
+
+    path: Path
+    stats: ReadStats
+
+
 @dataclass(slots=True)
 class ConvertReport:
     """What `convert_captures` did: counts a user can check against expectations."""
@@ -98,6 +107,7 @@ class ConvertReport:
     chunks_merged: int = 0
     chunks_unchanged: int = 0
     recovered: int = 0  # interrupted replacements completed from the journal
+    reads: list[FileRead] = field(default_factory=list)  # one per capture, in order
 
     @property
     def records_by_instrument(self) -> Counter[str]:
@@ -189,6 +199,7 @@ def convert_captures(
                     progress(max(0, path.stat().st_size - reader.position()))
                 report.messages += reader.stats.messages
                 report.bad_lines += reader.stats.bad_lines
+                report.reads.append(FileRead(path, reader.stats))
                 if reader.stats.truncated:
                     report.truncated_files.append(str(path))
             for day in seen.codes:

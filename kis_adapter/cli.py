@@ -42,10 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="KIS H0ZFANC0 (KRX stock-futures auction expected prices) for NautilusTrader.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
+    # -v after the subcommand too (kis-adapter backtest ... -v); SUPPRESS keeps a -v given before it
+    verbose = _Parser(add_help=False)
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and debug logs",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, summary in COMMANDS.items():
         module = importlib.import_module(f"kis_adapter.commands.{name}")
-        command = sub.add_parser(name, help=summary, description=module.__doc__)
+        command = sub.add_parser(name, help=summary, description=module.__doc__, parents=[verbose])
         module.add_arguments(command)
     return parser
 

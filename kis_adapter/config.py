@@ -12,6 +12,8 @@ from nautilus_trader.config import NonNegativeFloat
 from nautilus_trader.config import PositiveFloat
 from nautilus_trader.config import PositiveInt
 
+from kis_adapter.protocol.codes import code_problem
+
 
 class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     """
@@ -88,3 +90,9 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
         unknown = [tr_id for tr_id in self.tr_ids if tr_id not in SPECS]
         if unknown:
             raise ValueError(f"tr_ids: unknown TR {unknown[0]!r} (known: {', '.join(SPECS)})")
+        # The same check as `record --codes`: a code KIS would never stream (an instrument id such as
+        # A11612.KRX, say) is refused when the config is read, not left to subscribe silently to nothing.
+        for code in self.codes:
+            problem = code_problem(code)
+            if problem is not None:
+                raise ValueError(f"{problem} (in KISDataClientConfig.codes)")

@@ -1,4 +1,5 @@
-"""Names fixed by the public contract (DESIGN.md)."""
+"""Names fixed by the public contract (README.md: client id ``KIS``, venue ``KRX``, instrument ids
+``<code>.KRX``, the KIS endpoints and settings defaults, the 41-registration cap)."""
 
 from typing import Final
 

@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import math
 import os
+import textwrap
 from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -141,6 +142,7 @@ _GAP_NS = 10 * 60 * NS_PER_SECOND  # a silence this long separates two intraday 
 _PRE_OPEN_UNTIL = 9 * 3600  # KST seconds: earlier auctions are pre-open calls
 _CLOSING_FROM = 15 * 3600 + 30 * 60  # later ones closing calls; in between, e.g. halt auctions
 _SLOT_ORDER = {"pre-open call": 0, "intraday call": 1, "closing call": 2}
+_TITLE_CHARS_PER_INCH = 8.0  # 14 pt bold DejaVu Sans, with a margin
 
 Point = tuple[int, float, int, float]  # (ts_event, price, quantity, prev_close)
 
@@ -269,14 +271,17 @@ def draw_auction_chart(
     for marker in markers:
         marks.setdefault(marker.instrument_id, []).append(marker)
 
+    # Title and legend must fit the figure's width, which is one panel wide with one column: wrap the
+    # title and fold the legend into rows, and make room for them in the height.
+    width = 7.5 * len(columns)
+    title_lines = textwrap.wrap(title, width=int(width * _TITLE_CHARS_PER_INCH))
+    legend_columns = 7 if len(columns) > 1 else 4
+    legend_rows = -(-7 // legend_columns)
+    height = 2.6 * len(rows) + 0.5 + 0.3 * len(title_lines) + 0.25 * legend_rows
     fig, axes = plt.subplots(
-        len(rows),
-        len(columns),
-        figsize=(7.5 * len(columns), 2.6 * len(rows) + 0.8),
-        squeeze=False,
-        constrained_layout=True,
+        len(rows), len(columns), figsize=(width, height), squeeze=False, constrained_layout=True
     )
-    fig.suptitle(title, fontsize=14, fontweight="bold")
+    fig.suptitle("\n".join(title_lines), fontsize=14, fontweight="bold")
     fig.legend(
         handles=[
             Line2D([], [], color=_PRICE, linewidth=1.4, label="expected price (KRW)"),
@@ -290,7 +295,7 @@ def draw_auction_chart(
             Line2D([], [], color=_FLAT, marker="o", linestyle="", markersize=8, label="FLAT"),
         ],
         loc="outside lower center",
-        ncols=7,
+        ncols=legend_columns,
         fontsize=9,
         frameon=False,
     )

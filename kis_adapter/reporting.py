@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
+
 from kis_adapter.catalog import ConvertReport
 
 # Catalog data types in the order a table shows them, with their column heading.
@@ -27,6 +30,7 @@ _OBSERVED = {
 
 
 def print_convert_report(report: ConvertReport, catalog: str) -> None:
+    """The summary on stdout; `reads` (one reader per capture, iterated) add skips by reason and damage."""
     print(f"Converted {report.files} capture(s), {report.messages:,} messages → {catalog}")
     already = report.records - report.added
     note = f" ({already:,} of {report.records:,} were already in the catalog)" if already else ""
@@ -50,6 +54,12 @@ def print_convert_report(report: ConvertReport, catalog: str) -> None:
             print(f"  {reason:<16} {count:>10,}")
     else:
         print("Skipped: 0")
+    lines: Counter[str] = Counter()
+    for read in report.reads:
+        lines.update(read.stats.skipped)
+    if lines:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(lines.items()))
+        print(f"Capture lines skipped, by reason: {reasons}")
     for reason, count in sorted(report.not_emitted.items()):
         print(f"Not written: {count:,} {_NOT_EMITTED.get(reason, reason)}")
     for reason, count in sorted(report.observations.items()):
@@ -58,6 +68,9 @@ def print_convert_report(report: ConvertReport, catalog: str) -> None:
         print(f"Layout drift (decoded): {count:,} records of {key.replace(':', ' with ')} fields")
     for path in report.truncated_files:
         print(f"Truncated capture read up to its last complete record: {path}")
+    for read in report.reads:
+        for damage in read.stats.damage:
+            print(f"Damaged capture {read.path}: {damage}")
     if report.instruments:
         parts = ", ".join(f"{n} {what}" for what, n in sorted(report.instruments.items()))
         print(f"Instruments (FuturesContract): {parts}")
@@ -75,3 +88,25 @@ def print_convert_report(report: ConvertReport, catalog: str) -> None:
 
 def _cell(added: int, written: int) -> str:
     return f"{added:,}/{written:,}" if written else "-"
+
+
+def print_convert_warnings(report: ConvertReport) -> None:
+    """One WARNING line on stderr per capture that held nothing, and when nothing at all was decoded."""
+    for read in report.reads:
+        if read.stats.messages == 0 and not read.stats.damage:
+            print(f"Warning: empty capture (no messages after its header): {read.path}", file=sys.stderr)
+    if report.records == 0:
+        print("Warning: no records in the capture(s): nothing written", file=sys.stderr)
+
+
+def damage_error(report: ConvertReport) -> str | None:
+    """The one-line reason ``convert`` fails with when a capture was damaged, else None."""
+    damaged = [read for read in report.reads if read.stats.damage]
+    if not damaged:
+        return None
+    lost = sum(d.lines_lost for read in damaged for d in read.stats.damage)
+    paths = ", ".join(str(read.path) for read in damaged)
+    return (
+        f"{len(damaged)} damaged capture(s); converted everything else that could be read "
+        f"(at least {lost:,} lines lost; see 'Damaged capture' above): {paths}"
+    )

@@ -72,7 +72,12 @@ def written_texts(root: Path) -> list[tuple[str, bytes]]:
         data = path.read_bytes()
         found.append((str(path), data))
         if data[:2] == b"\x1f\x8b":
-            data = zlib.decompressobj(wbits=31).decompress(data)
+            parts, rest = [], data
+            while rest:  # every gzip member (captures start one per flush)
+                member = zlib.decompressobj(wbits=31)
+                parts.append(member.decompress(rest))
+                rest = member.unused_data if member.eof else b""
+            data = b"".join(parts)
             found.append((f"{path} (gunzipped)", data))
         for line in data.splitlines():
             if b'"frame_b64"' in line:

@@ -169,9 +169,15 @@ def capture_lines(path: Path) -> list[dict[str, Any]]:
     import zlib
 
     raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        decompressor = zlib.decompressobj(wbits=31)
-        raw = decompressor.decompress(raw)  # a cut stream yields what was flushed before the cut
+    if raw[:2] == b"\x1f\x8b":  # one gzip member per flush; a cut last member yields what it holds
+        parts = []
+        while raw:
+            decompressor = zlib.decompressobj(wbits=31)
+            parts.append(decompressor.decompress(raw))
+            if not decompressor.eof:
+                break
+            raw = decompressor.unused_data
+        raw = b"".join(parts)
     lines = []
     for line in raw.split(b"\n"):
         try:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from kis_adapter.backtest import REPORT_FILES
 from kis_adapter.backtest import build_run_config
 from kis_adapter.backtest import parse_param
 from kis_adapter.backtest import run_backtest
@@ -20,10 +24,13 @@ from kis_adapter.protocol import H0ZFANC0
 from kis_adapter.protocol import build_ack
 from kis_adapter.protocol import build_data_frame
 from kis_adapter.protocol import build_pingpong
+from kis_adapter.report import Marker
+from kis_adapter.report import draw_auction_chart
 
 pytestmark = pytest.mark.filterwarnings("ignore:Timestamp.utcnow is deprecated")
 
 REPO = Path(__file__).resolve().parent.parent
+KIS_ADAPTER = Path(sys.executable).with_name("kis-adapter")
 KST = dt.timezone(dt.timedelta(hours=9))
 MONITOR = "strategies.auction_monitor:AuctionMonitor"
 SIGNAL = "strategies.preopen_signal:PreOpenSignal"
@@ -140,6 +147,7 @@ def test_run_backtest_delivers_every_record_and_writes_the_report(catalog, tmp_p
         "summary.txt",
     ]
     assert outcome.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and outcome.chart.stat().st_size > 10_000
+    assert _border_is_blank(outcome.chart)  # one auction column: title and legend still fit
     assert "LONG" in (tmp_path / "report" / "decisions.csv").read_text()
 
 
@@ -271,3 +279,216 @@ def test_cli_backtest_with_bad_config_file_exits_2(catalog, tmp_path, capsys):
     assert "invalid BacktestRunConfig" in capsys.readouterr().err
     assert main(["backtest", "--config", str(bad), "--param", "a=1"]) == 2
     assert "go with --catalog" in capsys.readouterr().err
+
+
+# -- A USER'S OWN STRATEGY ------------------------------------------------------------------------
+
+USER_STRATEGY = textwrap.dedent(
+    """
+    from nautilus_trader.config import StrategyConfig
+    from nautilus_trader.model.data import DataType
+    from nautilus_trader.model.identifiers import ClientId
+    from nautilus_trader.trading.strategy import Strategy
+
+    from kis_adapter import KISExpectedFill
+
+
+    class MyConfig(StrategyConfig, frozen=True):
+        label: str = "mine"
+
+
+    class My(Strategy):
+        def on_start(self) -> None:
+            self.seen = 0
+            self.subscribe_data(DataType(KISExpectedFill), client_id=ClientId("KIS"))
+
+        def on_data(self, data) -> None:
+            self.seen += 1
+
+        def on_stop(self) -> None:
+            self.log.info(f"USER-STRATEGY {self.config.label} saw {self.seen} records")
+    """
+)
+
+
+def _user_strategy(directory: Path, name: str = "my_strategy.py") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(USER_STRATEGY)
+    return path
+
+
+def test_cli_backtest_with_strategy_file_runs_it_and_shows_its_logs_alone(catalog, tmp_path):
+    """--strategy ./file.py:Class (a real process): it runs, its self.log.info shows, Nautilus's INFO not."""
+    # Arrange
+    work = tmp_path / "work"
+    _user_strategy(work)
+    argv = [str(KIS_ADAPTER), "backtest", "--catalog", str(catalog), "--strategy", "./my_strategy.py:My"]
+    argv += ["--strategy-config", "./my_strategy.py:MyConfig", "--param", "label=file", "--no-chart"]
+
+    # Act
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=work, timeout=120, check=False)
+
+    # Assert
+    assert result.returncode == 0, result.stderr
+    assert "Events delivered: 13" in result.stdout
+    assert "USER-STRATEGY file saw 13 records" in result.stdout
+    assert "BacktestEngine" not in result.stdout and "NAUTILUS TRADER" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_backtest_with_module_in_working_directory_finds_it(catalog, tmp_path, monkeypatch, capsys):
+    """--strategy module:Class finds a module in the working directory (searched after installed ones)."""
+    # Arrange
+    work = tmp_path / "work"
+    _user_strategy(work, "my_cwd_strategy.py")
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "my_cwd_strategy", raising=False)
+
+    # Act
+    code = main(["backtest", "--catalog", str(catalog), "--strategy", "my_cwd_strategy:My", "--no-chart"])
+
+    # Assert
+    assert code == 0, capsys.readouterr().err
+    assert "Events delivered: 13" in capsys.readouterr().out
+    assert sys.path[-1] == str(work)  # last: a user's module never shadows an installed package
+
+
+@pytest.mark.parametrize(
+    ("spec", "content", "message"),
+    [
+        ("./missing.py:My", None, "strategy file not found: ./missing.py"),
+        ("./broken.py:My", "def oops(:\n", "cannot load strategy file ./broken.py: SyntaxError"),
+        ("./raises.py:My", "raise RuntimeError('no config found')\n", "RuntimeError: no config found"),
+        ("./empty.py:My", "", "has no strategy 'My'"),
+    ],
+)
+def test_cli_backtest_with_bad_strategy_file_exits_2_with_one_line(
+    catalog, tmp_path, monkeypatch, capsys, spec, content, message
+):
+    """A missing file, a syntax error or an exception at import: one Error line, exit 2, no traceback."""
+    # Arrange
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        (tmp_path / spec[2:].partition(":")[0]).write_text(content)
+
+    # Act
+    code = main(["backtest", "--catalog", str(catalog), "--strategy", spec, "--no-chart"])
+
+    # Assert
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and err.startswith("Error: ")
+
+
+def test_build_run_config_with_strategy_log_level_filters_nautilus_components_only():
+    """Strategy loggers get their own level; the stdout level is the lower one; Nautilus's stay at theirs."""
+    # Arrange
+    strategies = strategy_configs([MONITOR, SIGNAL])
+
+    # Act
+    logging = build_run_config("x", strategies, log_level="ERROR", strategy_log_level="INFO").engine.logging
+
+    # Assert
+    assert logging.log_level == "INFO"
+    levels = logging.log_component_levels
+    assert levels["AuctionMonitor"] == "INFO" and levels["PreOpenSignal"] == "INFO"
+    assert levels["BacktestEngine"] == levels["DataEngine"] == levels["BACKTESTER-001"] == "ERROR"
+    assert build_run_config("x", strategies).engine.logging.log_component_levels is None
+
+
+# -- CLI EDGES -----------------------------------------------------------------------------------
+
+
+def test_cli_with_verbose_after_the_subcommand_accepts_it(tmp_path):
+    """``kis-adapter backtest ... -v`` is -v (tracebacks): the error is raised, not an argparse refusal."""
+    # Act / Assert
+    with pytest.raises(ConfigError, match="catalog not found"):
+        main(["backtest", "--catalog", str(tmp_path / "missing"), "-v"])
+
+
+def test_cli_backtest_with_report_path_that_is_a_file_exits_2_before_running(catalog, tmp_path, capsys):
+    """--report naming a file fails at once (exit 2, one line), not after the whole run."""
+    # Arrange
+    readme = tmp_path / "README.md"
+    readme.write_text("mine")
+
+    # Act
+    code = main(["backtest", "--catalog", str(catalog), "--report", str(readme)])
+
+    # Assert
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err == f"Error: report path is not a directory: {readme}\n"
+    assert "Events delivered" not in out
+    assert readme.read_text() == "mine"
+
+
+def test_cli_backtest_twice_into_one_report_folder_leaves_no_file_of_the_first_run(catalog, tmp_path, capsys):
+    """The second run removes what the first wrote (chart, decisions) and keeps the user's own files."""
+    # Arrange
+    report = tmp_path / "report"
+    assert main(["backtest", "--catalog", str(catalog), "--report", str(report)]) == 0
+    assert {"chart.png", "decisions.csv", "auctions.csv"} <= {p.name for p in report.iterdir()}
+    (report / "notes.txt").write_text("mine")
+
+    # Act
+    code = main(["backtest", "--catalog", str(catalog), "--report", str(report), "--strategy", MONITOR,
+                 "--no-chart"])  # fmt: skip
+
+    # Assert
+    assert code == 0
+    names = sorted(p.name for p in report.iterdir())
+    assert names == ["auctions.csv", "auctions.txt", "events.csv", "notes.txt", "summary.txt"]
+    assert set(names) - {"notes.txt"} <= set(REPORT_FILES)
+
+
+# -- CHART -----------------------------------------------------------------------------------------
+
+
+def _border_is_blank(png: Path, margin: int = 2) -> bool:
+    """Whether the outermost pixels of the image are all background (nothing drawn was cut off)."""
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)[..., :3]
+    edges = [image[:margin], image[-margin:], image[:, :margin], image[:, -margin:]]
+    return all((edge > 0.98).all() for edge in edges)
+
+
+@pytest.mark.parametrize("closing", [False, True])
+def test_draw_auction_chart_with_one_or_two_columns_fits_title_and_legend(tmp_path, closing):
+    """One auction column (pre-open only) or two: the title and the legend are drawn whole."""
+    # Arrange
+    points = [(kst_ns(f"08:{30 + i // 60:02d}:{i % 60:02d}"), 98_600.0 + 10 * i, 100 + i, 98_600.0)
+              for i in range(0, 840, 7)]  # fmt: skip
+    if closing:
+        points += [(kst_ns(f"15:{35 + i // 60:02d}:{i % 60:02d}"), 99_000.0 + 5 * i, 100 + i, 98_600.0)
+                   for i in range(0, 600, 7)]  # fmt: skip
+    markers = [Marker("A11612.KRX", kst_ns("08:40:00"), "LONG", 99_500.0)]
+
+    # Act
+    png = draw_auction_chart({"A11612.KRX": points}, markers, tmp_path / "chart.png")
+
+    # Assert
+    assert _border_is_blank(png)
+
+
+def test_readme_strategy_example_runs_from_a_file_as_the_readme_says(catalog, tmp_path):
+    """The README's strategy, saved as my_strategy.py, runs with the README's command and its logs show."""
+    # Arrange
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Writing your own strategy") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("```\n", 10)]
+    (tmp_path / "my_strategy.py").write_text(code)
+    assert "--strategy ./my_strategy.py:My" in section
+    argv = [str(KIS_ADAPTER), "backtest", "--catalog", str(catalog), "--strategy", "./my_strategy.py:My"]
+
+    # Act
+    result = subprocess.run(
+        [*argv, "--no-chart"], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False
+    )
+
+    # Assert
+    assert result.returncode == 0, result.stderr
+    assert "A11612.KRX 311 98800.0 x 300" in result.stdout  # the example's self.log.info

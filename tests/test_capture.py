@@ -5,14 +5,22 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
+import subprocess
 import zlib
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from kis_adapter.capture import CaptureMessage
 from kis_adapter.capture import CaptureReader
 from kis_adapter.capture import CaptureWriter
+from kis_adapter.capture import Damage
 from kis_adapter.capture import Redactor
 from kis_adapter.capture import iter_captures
 from kis_adapter.errors import CaptureError
@@ -182,6 +190,14 @@ def test_reader_with_bad_lines_in_middle_skips_and_counts_them(tmp_path, compres
     # Assert
     assert messages == [CaptureMessage(1, "first"), CaptureMessage(7, "last")]
     assert reader.stats.bad_lines == 7
+    assert dict(reader.stats.skipped) == {
+        "bad_json": 2,
+        "ts_not_integer": 1,
+        "missing_ts": 1,
+        "no_payload": 1,
+        "bad_base64": 1,
+        "not_an_object": 1,
+    }
     assert not reader.stats.truncated
 
 
@@ -227,10 +243,17 @@ def _write_flushed_capture(directory: Path, compress: bool, n: int = 12) -> tupl
     return w.path, ends, frames
 
 
-def _gzip_prefix_lines(prefix: bytes) -> int:
-    """How many complete lines a gzip prefix decompresses to (independent of the reader under test)."""
-    out = zlib.decompressobj(wbits=31).decompress(prefix)
-    return out.count(b"\n")
+def _gzip_members(data: bytes) -> list[tuple[int, int, bytes]]:
+    """``(start, end, text)`` of each gzip member, decoded with zlib alone (not the reader under test)."""
+    members, start = [], 0
+    while start < len(data):
+        member = zlib.decompressobj(wbits=31)
+        text = member.decompress(data[start:])
+        assert member.eof, f"no complete gzip member at byte {start}"
+        end = len(data) - len(member.unused_data)
+        members.append((start, end, text))
+        start = end
+    return members
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -240,8 +263,9 @@ def test_reader_with_file_cut_at_every_offset_returns_complete_prefix(tmp_path, 
     path, ends, frames = _write_flushed_capture(tmp_path / "src", compress)
     data = path.read_bytes()
     if compress:
-        # the header is sync-flushed on its own before the first record: find where it becomes readable
-        header_end = next(c for c in range(len(data)) if _gzip_prefix_lines(data[:c]) >= 1)
+        boundaries = {end for _, end, _ in _gzip_members(data)}
+        header_end = min(boundaries)  # the header is a gzip member of its own
+        assert boundaries == {header_end, *ends}  # one member per flush
     else:
         header_end = data.index(b"\n") + 1
     cut_path = tmp_path / ("cut.jsonl.gz" if compress else "cut.jsonl")
@@ -259,12 +283,334 @@ def test_reader_with_file_cut_at_every_offset_returns_complete_prefix(tmp_path, 
         assert len(got) >= complete, cut
         if compress:
             assert len(got) <= complete + 1, cut
-            assert reader.stats.truncated == (cut < len(data)), cut
+            # a cut at a member boundary leaves a complete gzip file: nothing was lost
+            assert reader.stats.truncated == (cut not in boundaries), cut
         else:
             # a plain line is complete once all but its newline are on disk
             assert len(got) == sum(1 for end in ends if end - 1 <= cut), cut
             assert reader.stats.truncated == (cut not in {header_end, *ends, *(e - 1 for e in ends)}), cut
         assert reader.stats.bad_lines == 0, cut
+        assert reader.stats.damage == [], cut  # a cut is never reported as corruption
+
+
+# -- GZIP MEMBERS AND DAMAGE ---------------------------------------------------------------------
+
+
+def _write_capture_with_members(directory: Path, members: int, per_member: int) -> tuple[Path, list[str]]:
+    """A gzip capture whose writer flushed every `per_member` records (one gzip member each)."""
+    frames = []
+    with CaptureWriter(directory, flush_interval_secs=3600.0) as w:
+        for m in range(members):
+            for i in range(per_member):
+                n = m * per_member + i
+                frame = f"0|H0ZFANC0|001|A{n % 7}1612^0830{n % 60:02d}^{75000 + n * 5}^-100^5^-0.13^311^{n}"
+                w.write_message(TS + n * 1_000_000, frame)
+                frames.append(frame)
+            w.flush()
+    return w.path, frames
+
+
+def test_writer_with_flushes_writes_one_gzip_member_per_flush_that_gzip_reads_whole(tmp_path):
+    """Each flush ends a gzip member; the file is still one gzip stream for gzip -dc and Python's gzip."""
+    # Arrange
+    path, frames = _write_capture_with_members(tmp_path, members=5, per_member=20)
+
+    # Act
+    data = path.read_bytes()
+    members = _gzip_members(data)
+    text = gzip.decompress(data)
+
+    # Assert
+    assert len(members) == 1 + 5  # the header, then one per flush (an idle flush adds nothing)
+    assert [t.count(b"\n") for _, _, t in members] == [1, 20, 20, 20, 20, 20]
+    assert b"".join(t for _, _, t in members) == text
+    assert [json.loads(line)["frame"] for line in text.splitlines()[1:]] == frames
+    if shutil.which("gzip"):
+        out = subprocess.run(["gzip", "-dc", str(path)], capture_output=True, check=True, timeout=30).stdout
+        assert out == text
+
+
+def test_writer_flush_with_nothing_new_adds_no_member(tmp_path):
+    """Flushing a quiet stream (the recorder's timer) does not grow the file."""
+    # Arrange
+    with CaptureWriter(tmp_path) as w:
+        w.write_message(TS, FRAME)
+        w.flush()
+        size = w.path.stat().st_size
+
+        # Act
+        for _ in range(5):
+            w.flush()
+
+        # Assert
+        assert w.path.stat().st_size == size
+
+
+def _flip(data: bytes, offset: int, mask: int) -> bytes:
+    damaged = bytearray(data)
+    damaged[offset] ^= mask
+    return bytes(damaged)
+
+
+class _Members(tuple):
+    """(bytes, frames, [(start, end, text)] per member), with a short repr for Hypothesis reports."""
+
+    def __repr__(self) -> str:
+        return f"<capture of {len(self[0]):,} bytes in {len(self[2])} gzip members>"
+
+
+@pytest.fixture(scope="module")
+def members_capture(tmp_path_factory) -> tuple[bytes, list[str], list[tuple[int, int, bytes]]]:
+    """40 members of 25 records: the bytes, the frames, and each member's (start, end, text)."""
+    path, frames = _write_capture_with_members(tmp_path_factory.mktemp("members"), members=40, per_member=25)
+    data = path.read_bytes()
+    return _Members((data, frames, _gzip_members(data)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.floats(min_value=0.0, max_value=1.0, exclude_max=True), mask=st.integers(1, 255))
+def test_reader_with_one_byte_flipped_loses_at_most_its_member_and_reports_it(
+    tmp_path_factory, members_capture, where, mask
+):
+    """A byte flipped anywhere costs at most its gzip member's records, reported with its offset."""
+    # Arrange
+    data, frames, members = members_capture
+    offset = int(where * len(data))
+    start, end, text = next(m for m in members if m[0] <= offset < m[1])
+    path = tmp_path_factory.getbasetemp() / "flipped.jsonl.gz"
+    path.write_bytes(_flip(data, offset, mask))
+
+    # Act
+    try:
+        messages, reader = read_all(path)
+    except CaptureError as exc:  # only when the header itself is lost
+        assert start == 0 and "kis-capture file" in str(exc)
+        return
+
+    # Assert
+    got = [m.frame for m in messages]
+    it = iter(frames)
+    assert all(frame in it for frame in got)  # the survivors, in order: nothing altered or invented
+    lost = len(frames) - len(got)
+    assert lost <= text.count(b"\n") - (1 if start == 0 else 0)  # at most the flipped byte's own member
+    if lost:
+        (damage,) = reader.stats.damage
+        assert damage.offset <= offset < damage.offset + damage.bytes_skipped
+        assert damage.offset == start and damage.bytes_skipped == end - start
+    assert len(reader.stats.damage) <= 1
+    assert reader.stats.bad_lines == 0
+    assert not reader.stats.truncated  # damage is not a cut
+
+
+def test_reader_with_flipped_byte_in_middle_member_resumes_at_next_member(tmp_path, members_capture):
+    """One byte flipped in the middle of the file: only its member is lost; it is reported as damage."""
+    # Arrange
+    data, frames, members = members_capture
+    start, end, _ = members[20]
+    path = tmp_path / "damaged.jsonl.gz"
+    path.write_bytes(_flip(data, (start + end) // 2, 0x10))
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert [m.frame for m in messages] == frames[: 19 * 25] + frames[20 * 25 :]
+    assert reader.stats.damage == [Damage(start, end - start, reader.stats.damage[0].lines_lost, ANY)]
+    assert reader.stats.damage[0].lines_lost <= 25
+    assert str(reader.stats.damage[0]).startswith(f"damaged gzip data at bytes {start:,}-{end:,}")
+    assert not reader.stats.truncated
+
+
+def test_reader_with_garbage_overwriting_members_skips_to_next_good_member(tmp_path, members_capture):
+    """A run of garbage over several members (a bad sector) costs just those members."""
+    # Arrange
+    data, frames, members = members_capture
+    first, last = members[5], members[8]
+    garbage = bytes(range(256)) * 40
+    damaged = data[: first[0] + 10] + garbage[: last[1] - first[0] - 20] + data[last[1] - 10 :]
+    path = tmp_path / "sector.jsonl.gz"
+    path.write_bytes(damaged)
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert [m.frame for m in messages] == frames[: 4 * 25] + frames[8 * 25 :]
+    (damage,) = reader.stats.damage
+    assert (damage.offset, damage.offset + damage.bytes_skipped) == (first[0], last[1])
+
+
+def test_reader_with_damage_in_last_member_reports_damage_not_truncation(tmp_path, members_capture):
+    """The last member's CRC broken: its records are dropped, and it is damage (not a clean cut)."""
+    # Arrange
+    data, frames, members = members_capture
+    path = tmp_path / "crc.jsonl.gz"
+    path.write_bytes(_flip(data, len(data) - 6, 0x01))  # inside the CRC-32 of the last member
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert [m.frame for m in messages] == frames[:-25]
+    (damage,) = reader.stats.damage
+    assert damage.offset == members[-1][0] and damage.offset + damage.bytes_skipped == len(data)
+    assert damage.lines_lost == 25  # only the CRC failed: every line of the member decoded, and was dropped
+    assert not reader.stats.truncated
+
+
+def test_reader_with_header_member_crc_broken_keeps_header_and_reads_on(tmp_path, members_capture):
+    """The header's member fails its CRC but its line decodes: the file is read, the damage reported."""
+    # Arrange
+    data, frames, members = members_capture
+    path = tmp_path / "header.jsonl.gz"
+    path.write_bytes(_flip(data, members[0][1] - 6, 0x01))  # the header member's CRC
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert reader.header["format"] == "kis-capture"
+    assert [m.frame for m in messages] == frames
+    assert [(d.offset, d.bytes_skipped, d.lines_lost) for d in reader.stats.damage] == [(0, members[0][1], 0)]
+
+
+def test_reader_with_header_member_garbled_reads_the_records_after_it(tmp_path, members_capture):
+    """A header lost to damage costs the header only: the records are read, the header is {}."""
+    # Arrange
+    data, frames, members = members_capture
+    path = tmp_path / "header.jsonl.gz"
+    path.write_bytes(data[:10] + b"\xff" * (members[0][1] - 10) + data[members[0][1] :])
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert reader.header == {}
+    assert [m.frame for m in messages] == frames
+    assert [(d.offset, d.bytes_skipped) for d in reader.stats.damage] == [(0, members[0][1])]
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2])
+def test_reader_with_gzip_magic_damaged_still_reads_a_gz_capture(tmp_path, members_capture, offset):
+    """A .gz capture whose very first byte is damaged is read as gzip, not refused as "not a capture"."""
+    # Arrange
+    data, frames, _ = members_capture
+    path = tmp_path / "magic.jsonl.gz"
+    path.write_bytes(_flip(data, offset, 0xFF))
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert [m.frame for m in messages] == frames
+    assert reader.stats.damaged
+
+
+def test_reader_with_only_a_garbled_member_raises_capture_error(tmp_path, members_capture):
+    """Nothing decodes at all: a one-line CaptureError naming the damage, not an empty read."""
+    # Arrange
+    data, _, members = members_capture
+    path = tmp_path / "garbled.jsonl.gz"
+    path.write_bytes(data[:10] + b"\xff" * (members[0][1] - 10))
+
+    # Act / Assert
+    with pytest.raises(
+        CaptureError, match=r"not a readable kis-capture file: .*damaged gzip data at bytes 0-"
+    ):
+        CaptureReader(path)
+
+
+def test_reader_with_nul_padding_after_last_member_reads_clean(tmp_path, members_capture):
+    """Zero bytes after a complete member (a file system after a crash) are ignored, as gzip does."""
+    # Arrange
+    data, frames, _ = members_capture
+    path = tmp_path / "padded.jsonl.gz"
+    path.write_bytes(data + b"\x00" * 5000)
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert len(messages) == len(frames)
+    assert (reader.stats.damage, reader.stats.truncated) == ([], False)
+
+
+@pytest.mark.parametrize("style", ["sync_flush", "one_member"])
+def test_reader_with_single_member_gzip_reads_every_line(tmp_path, style):
+    """Older captures (sync flushes in one member) and whole-file gzips read as before."""
+    # Arrange
+    lines = [HEADER_LINE] + [json.dumps({"ts": TS + i, "frame": f"f{i}"}) for i in range(5000)]
+    body = "".join(line + "\n" for line in lines).encode()
+    if style == "sync_flush":
+        compressor = zlib.compressobj(wbits=31)
+        blob = (
+            b"".join(
+                compressor.compress(body[i : i + 999]) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                for i in range(0, len(body), 999)
+            )
+            + compressor.flush()
+        )
+    else:
+        blob = gzip.compress(body)
+    path = tmp_path / "old.jsonl.gz"
+    path.write_bytes(blob)
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert [m.frame for m in messages] == [f"f{i}" for i in range(5000)]
+    assert (reader.stats.damage, reader.stats.truncated, reader.stats.bad_lines) == ([], False, 0)
+
+
+def test_reader_with_single_member_gzip_damaged_reports_damage(tmp_path):
+    """Damage in a one-member gzip (nothing to resynchronise to) is still damage, not a truncated tail."""
+    # Arrange
+    lines = [HEADER_LINE] + [json.dumps({"ts": TS + i, "frame": f"f{i}"}) for i in range(5000)]
+    blob = gzip.compress("".join(line + "\n" for line in lines).encode())
+    path = tmp_path / "old.jsonl.gz"
+    path.write_bytes(_flip(blob, len(blob) // 2, 0x04))
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert len(messages) < 5000 and reader.stats.damaged and not reader.stats.truncated
+    assert [m.frame for m in messages] == [f"f{i}" for i in range(len(messages))]
+
+
+# -- BAD TIMESTAMPS ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_reader_with_out_of_range_or_non_integer_ts_skips_them_by_reason(tmp_path, compress):
+    """A ts below 0, above 2**63-1 or not an integer is a counted skip with its reason; the edges are kept."""
+    # Arrange
+    path = write_raw(
+        tmp_path / ("c.jsonl.gz" if compress else "c.jsonl"),
+        [
+            HEADER_LINE,
+            '{"ts":-5,"frame":"negative"}',
+            '{"ts":9223372036854775808,"frame":"2**63"}',
+            '{"ts":18446744073709551619,"frame":"2**64+3"}',
+            '{"ts":1e18,"frame":"float"}',
+            '{"ts":1.5,"frame":"fraction"}',
+            '{"ts":"1764027001123456789","frame":"string"}',
+            '{"ts":true,"frame":"bool"}',
+            '{"ts":-1,"event":"open"}',
+            '{"ts":0,"frame":"zero"}',
+            '{"ts":9223372036854775807,"frame":"max"}',
+        ],
+        compress=compress,
+    )
+
+    # Act
+    messages, reader = read_all(path)
+
+    # Assert
+    assert messages == [CaptureMessage(0, "zero"), CaptureMessage(2**63 - 1, "max")]
+    assert dict(reader.stats.skipped) == {"ts_negative": 2, "ts_over_int64": 2, "ts_not_integer": 4}
+    assert reader.stats.bad_lines == 8 and not reader.stats.events
 
 
 # -- NOT A CAPTURE -------------------------------------------------------------------------------

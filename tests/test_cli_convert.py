@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -112,6 +113,133 @@ def test_convert_with_truncated_capture_reads_complete_records_and_says_so(captu
     assert code == 0
     assert "Records written: 2" in out.splitlines()
     assert f"Truncated capture read up to its last complete record: {path}" in out.splitlines()
+
+
+def test_convert_with_truncated_gzip_capture_exits_0_and_is_not_damage(capture_factory, tmp_path, capsys):
+    """A gzip capture cut inside its last member (a killed recorder) converts, exit 0, no damage line."""
+    # Arrange
+    path = capture_factory([(TS + i * NS, _frame("A11612")) for i in range(3)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 3])
+
+    # Act
+    code = main(["convert", str(path), "--catalog", str(tmp_path / "catalog"), "--no-progress"])
+
+    # Assert
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert f"Truncated capture read up to its last complete record: {path}" in out.splitlines()
+    assert "Damaged" not in out
+
+
+def _members_capture(directory, members: int, per_member: int):
+    """A gzip capture flushed every `per_member` records: one gzip member each, after the header's."""
+    from kis_adapter.capture import CaptureWriter
+
+    with CaptureWriter(directory, flush_interval_secs=3600.0) as writer:
+        for m in range(members):
+            for i in range(per_member):
+                writer.write_message(TS + (m * per_member + i) * 1_000_000, _frame("A11612"))
+            writer.flush()
+    return writer.path
+
+
+def _member_starts(data: bytes) -> list[int]:
+    import zlib
+
+    starts, start = [], 0
+    while start < len(data):
+        member = zlib.decompressobj(wbits=31)
+        member.decompress(data[start:])
+        starts.append(start)
+        start = len(data) - len(member.unused_data)
+    return starts
+
+
+def test_convert_with_damaged_gzip_capture_converts_the_rest_and_exits_1(tmp_path, capsys):
+    """One flipped byte: the other members are converted, the damage is named with its offset, exit 1."""
+    # Arrange
+    path = _members_capture(tmp_path / "captures", members=10, per_member=20)
+    data = bytearray(path.read_bytes())
+    starts = _member_starts(bytes(data))
+    damaged_member = 5  # the header is member 0
+    data[(starts[damaged_member] + starts[damaged_member + 1]) // 2] ^= 0x20
+    path.write_bytes(bytes(data))
+    catalog = tmp_path / "catalog"
+
+    # Act
+    code = main(["convert", str(path), "--catalog", str(catalog), "--no-progress"])
+
+    # Assert
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Records written: 180" in out.splitlines()  # 200 less the damaged member's 20
+    (damage,) = [line for line in out.splitlines() if line.startswith("Damaged capture")]
+    assert damage.startswith(
+        f"Damaged capture {path}: damaged gzip data at bytes {starts[5]:,}-{starts[6]:,} "
+    )
+    assert "Truncated" not in out
+    assert err.count("\n") == 1 and err.startswith("Error: 1 damaged capture(s); converted everything else")
+    assert str(path) in err and "Traceback" not in err
+
+
+def test_convert_with_bad_ts_lines_skips_them_by_reason_and_exits_0(capture_factory, tmp_path, capsys):
+    """ts below 0, above 2**63-1 or not an integer: counted skips with reasons, the good lines converted."""
+    # Arrange
+    path = tmp_path / "bad-ts.jsonl"
+    frame = json.dumps(_frame("A11612"))
+    lines = ['{"format":"kis-capture","version":1}']
+    lines += [f'{{"ts":{ts},"frame":{frame}}}' for ts in (TS, -5, 2**63, 2**64 + 3, "1.5", '"x"', TS + NS)]
+    path.write_text("\n".join(lines) + "\n")
+
+    # Act
+    code = main(["convert", str(path), "--catalog", str(tmp_path / "catalog"), "--no-progress"])
+
+    # Assert
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert "Records written: 2" in out.splitlines()
+    assert "  bad_capture_line          5" in out.splitlines()
+    assert (
+        "Capture lines skipped, by reason: ts_negative 1, ts_not_integer 2, ts_over_int64 2"
+        in out.splitlines()
+    )
+
+
+def test_convert_with_empty_capture_warns_on_stderr_and_exits_0(capture_factory, tmp_path, capsys):
+    """A capture with a header and no messages (a quiet day) is no failure, but it is said clearly."""
+    # Arrange
+    path = tmp_path / "empty.jsonl"
+    path.write_text('{"format":"kis-capture","version":1}\n')
+
+    # Act
+    code = main(["convert", str(path), "--catalog", str(tmp_path / "catalog"), "--no-progress"])
+
+    # Assert
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "Records written: 0" in out.splitlines()
+    assert err.splitlines() == [
+        f"Warning: empty capture (no messages after its header): {path}",
+        "Warning: no records in the capture(s): nothing written",
+    ]
+
+
+def test_convert_with_one_empty_capture_of_two_warns_about_that_one(capture_factory, tmp_path, capsys):
+    """Next to a capture with records, an empty one is named; the records are written."""
+    # Arrange
+    full = capture_factory([(TS, _frame("A11612"))])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"format":"kis-capture","version":1}\n')
+
+    # Act
+    code = main(["convert", str(full), str(empty), "--catalog", str(tmp_path / "catalog"), "--no-progress"])
+
+    # Assert
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "Records written: 1" in out.splitlines()
+    assert err.splitlines() == [f"Warning: empty capture (no messages after its header): {empty}"]
 
 
 def _assert_one_line_error(capsys, code: int, *fragments: str) -> None:

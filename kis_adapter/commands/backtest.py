@@ -7,6 +7,8 @@ import path (--catalog, --strategy, --param); the default strategies are both ex
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 DEFAULT_REPORT = "out/report"
@@ -22,13 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--strategy",
         action="append",
         metavar="MODULE:CLASS",
-        help="strategy by import path; repeatable (defaults to strategies.auction_monitor:AuctionMonitor "
+        help="strategy by import path (module:Class, the working directory searched last) or by file "
+        "(path/to/file.py:Class); repeatable (defaults to strategies.auction_monitor:AuctionMonitor "
         "and strategies.preopen_signal:PreOpenSignal); only with --catalog",
     )
     parser.add_argument(
         "--strategy-config",
         metavar="MODULE:CLASS",
-        help="config class of the one --strategy (defaults to <Class>Config in the strategy's module)",
+        help="config class of the one --strategy, as module:Class or path/to/file.py:Class "
+        "(defaults to <Class>Config in the strategy's module or file)",
     )
     parser.add_argument(
         "--param",
@@ -42,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--report",
         default=DEFAULT_REPORT,
         metavar="DIR",
-        help=f"report folder (defaults to {DEFAULT_REPORT})",
+        help=f"report folder (defaults to {DEFAULT_REPORT}); the files this command writes there are "
+        "replaced on every run, other files are left alone",
     )
     parser.add_argument(
         "--balance",
@@ -56,7 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="ERROR",
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "OFF"),
-        help="Nautilus log level with --catalog (defaults to ERROR; --config files set their own)",
+        help="log level of NautilusTrader's own components with --catalog (defaults to ERROR; "
+        "--config files set their own)",
+    )
+    parser.add_argument(
+        "--strategy-log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "OFF"),
+        help="log level of the strategies' own logs (self.log) with --catalog (defaults to INFO for "
+        "strategies given with --strategy, to --log-level for the bundled examples, whose results "
+        "the summary shows)",
     )
 
 
@@ -68,15 +82,35 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.backtest import run_backtest
     from kis_adapter.backtest import strategy_configs
     from kis_adapter.errors import ConfigError
+    from kis_adapter.paths import writable_directory_problem
 
+    report = Path(args.report)
+    problem = writable_directory_problem(report, "report")
+    if problem:  # found now, not after the whole run
+        raise ConfigError(problem)
     if args.config is not None:
-        if args.strategy or args.strategy_config or args.param:
-            raise ConfigError("--strategy, --strategy-config and --param go with --catalog, not --config")
+        if args.strategy or args.strategy_config or args.param or args.strategy_log_level:
+            raise ConfigError(
+                "--strategy, --strategy-config, --param and --strategy-log-level "
+                "go with --catalog, not --config"
+            )
         config = load_run_config(args.config)
     else:
+        # A user's module:Class is found in the working directory too, searched after everything
+        # installed, so it never shadows a package (files given as path/to/file.py:Class need no path).
+        cwd = os.getcwd()
+        if cwd not in sys.path:
+            sys.path.append(cwd)
         trading = bool(catalog_inventory(args.catalog).tradable)
         strategies = strategy_configs(args.strategy, args.strategy_config, args.param, trading=trading)
-        config = build_run_config(args.catalog, strategies, log_level=args.log_level, balance=args.balance)
-    outcome = run_backtest(config, Path(args.report), chart=not args.no_chart)
+        strategy_log_level = args.strategy_log_level or ("INFO" if args.strategy else args.log_level)
+        config = build_run_config(
+            args.catalog,
+            strategies,
+            log_level=args.log_level,
+            strategy_log_level=strategy_log_level,
+            balance=args.balance,
+        )
+    outcome = run_backtest(config, report, chart=not args.no_chart)
     print(format_summary(outcome))
     return 0

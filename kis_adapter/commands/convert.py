@@ -4,7 +4,8 @@ OrderBookDepth10 and QuoteTick (H0ZFASP0, never inside a single-price call), one
 instrument and KST trading day, and the FuturesContract of every converted code from the day's master
 (--master FILE, or the fo_stk_code_mts-YYYYMMDD.mst that record saved beside the capture). Converting
 the same capture again adds nothing; overlapping captures are merged; an interrupted convert never
-leaves the catalog unreadable.
+leaves the catalog unreadable. Exit code 1 when a capture was damaged (after converting everything
+that could be read); an empty capture is a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from kis_adapter.catalog import convert_captures
+    from kis_adapter.reporting import damage_error
     from kis_adapter.reporting import print_convert_report
+    from kis_adapter.reporting import print_convert_warnings
 
     total = sum(Path(p).stat().st_size for p in args.captures if Path(p).is_file())
     with tqdm(
@@ -45,4 +48,9 @@ def run(args: argparse.Namespace) -> int:
     ) as bar:
         report = convert_captures(args.captures, args.catalog, master=args.master, progress=bar.update)
     print_convert_report(report, args.catalog)
+    print_convert_warnings(report)
+    error = damage_error(report)
+    if error is not None:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -25,6 +25,7 @@ from typing import Final
 
 from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
+from kis_adapter.protocol.codes import code_problem
 
 if TYPE_CHECKING:
     from kis_adapter.capture import CaptureWriter
@@ -127,9 +128,10 @@ def parse_codes(text: str) -> list[str]:
         raise ConfigError(
             f"--codes has {len(codes)} codes; one KIS session holds at most {MAX_REGISTRATIONS}"
         )
-    bad = [code for code in codes if len(code) > 12 or not code.isascii() or not code.isalnum()]
-    if bad:
-        raise ConfigError(f"invalid code {bad[0]!r} in --codes (expected a short code such as A11612)")
+    for code in codes:
+        problem = code_problem(code)
+        if problem is not None:
+            raise ConfigError(f"{problem} (in --codes)")
     return codes
 
 

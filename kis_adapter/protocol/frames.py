@@ -8,8 +8,9 @@ KIS sends three kinds of text message on one WebSocket::
     {"header": {...}, "body": {...}}                     JSON control: acks, errors, PINGPONG
 
 Records in a multi-record frame are concatenated with the same ``^`` as fields, with no row
-separator, so the record width is ``len(fields) // count``. The official sample's one-row-per-line
-parser loses every record but the first; this module never does.
+separator, so the record width is ``len(fields) // count``. One-row-per-frame parsers lose all but
+one record: the current official KIS sample (``pd.read_csv``) keeps the last, the legacy sample the
+first; this module never loses one.
 """
 
 from __future__ import annotations
