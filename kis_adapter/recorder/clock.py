@@ -68,7 +68,8 @@ class SimulatedClock:
     ``"disconnect"`` wait (the recording window) until the server has sent the day's data, so
     the data is received before the day ends. Purposes: ``connect`` (sleeping until a session day),
     ``disconnect`` (recording until the window ends), ``retry`` (a pause before trying again),
-    ``stop`` (``--duration``).
+    ``stop`` (``--duration``). A ``background`` wait (a helper task's pause) never moves the time
+    itself: it ends when the others have moved it past its target.
     """
 
     def __init__(self, start_ns: int, hold: Hold | None = None) -> None:
@@ -83,6 +84,10 @@ class SimulatedClock:
         return real_ns + self.offset
 
     async def sleep_until(self, target_ns: int, stop: asyncio.Event, purpose: str = "") -> bool:
+        if purpose == "background":
+            while not stop.is_set() and self.now_ns() < target_ns:
+                await asyncio.sleep(0.01)
+            return not stop.is_set()
         if self.hold is not None:
             hold = asyncio.ensure_future(self.hold(purpose, target_ns))
             stopper = asyncio.ensure_future(stop.wait())

@@ -46,6 +46,7 @@ class DayMaster:
     path: Path
     of_day: dt.date
     fallback_reason: str = ""  # why the day's own master could not be had ("" when it is the day's)
+    source: Path | None = None  # a fallback: the earlier snapshot it was copied from
 
     @property
     def fallback(self) -> bool:
@@ -71,6 +72,7 @@ def save_snapshot(
     target = master_snapshot_path(directory, day)
     tmp = target.with_name(target.name + ".tmp")
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(mst)
         os.replace(tmp, target)
     except OSError:
@@ -117,7 +119,7 @@ def fallback_master(directory: Path, day: dt.date, reason: str) -> DayMaster | N
             copy, _ = save_snapshot(data, directory, day, str(path))
         except OSError as exc:
             log.warning("Master of %s not copied as %s's: %s", of_day, day, exc.strerror or exc)
-        return DayMaster(parse, copy, of_day, reason)
+        return DayMaster(parse, copy, of_day, reason, path)
     return None
 
 

@@ -67,6 +67,7 @@ class RecorderMetrics:
     live: dict[str, KeyLive] = field(default_factory=dict)
     capture_bytes_done: int = 0  # bytes of the capture files of finished days
     capture_write_errors: int = 0
+    capture_writable: bool = True
     master_failures: int = 0
     master_fallback: bool = False
     recording: bool = False

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +64,8 @@ FLUSH_PERIOD_SECS: Final = 0.5  # the writer flushes at least this often: a kill
 STATS_PERIOD_SECS: Final = 30.0
 REFRESH_PERIOD_SECS: Final = 1.0  # live metrics (up, registrations) copied from the sessions
 CAPTURE_RETRY_SECS: Final = 60.0
+MAX_CAPTURE_RETRY_SECS: Final = 960.0
+PROBE_BYTES: Final = 1 << 20  # a capture directory must take this much before sessions start
 MASTER_WAIT_SECS: Final = 180.0  # --universe: how long a morning waits for the day's master
 _FOREVER_NS: Final = 1 << 62
 
@@ -277,18 +281,7 @@ class RecorderService:
                 sum(1 for shard in plan.shards if shard),
                 len(self.keys),
             )
-            while not self.stopped and self.clock.now_ns() < window.disconnect_ns:
-                retry = await self._record_capture(window, plan, codes, events, summary)
-                events = []
-                if not retry:
-                    break
-                if not await self._sleep_until(
-                    min(
-                        self.clock.now_ns() + int(self.options.capture_retry_secs * 1e9), window.disconnect_ns
-                    ),
-                    "retry",
-                ):
-                    break
+            await self._record_until(window, plan, codes, events, summary)
         finally:
             for task in background:
                 task.cancel()
@@ -307,6 +300,52 @@ class RecorderService:
                 ", ".join(p.name for p in summary.paths) or "none",
             )
 
+    async def _record_until(
+        self,
+        window: schedule.Window,
+        plan: ShardPlan,
+        codes: list[str],
+        events: list[tuple[str, dict[str, Any]]],
+        summary: WindowSummary,
+    ) -> None:
+        """
+        Record the window, in one capture unless writing fails: then probe the disk every
+        ``capture_retry_secs`` and open a new capture once it takes data again. Sessions start only
+        after a probe succeeds, and after each failed capture the pause doubles (up to 16 min), so a
+        full disk never turns into a connect-then-close loop at KIS. The problem is said once.
+        """
+        retry_secs = self.options.capture_retry_secs
+        failures = 0
+        reported = False
+        while not self.stopped and self.clock.now_ns() < window.disconnect_ns:
+            problem = disk_problem(self.options.out)
+            self.metrics.capture_writable = problem is None
+            if problem is not None:
+                delay = retry_secs
+                if not reported:
+                    reported = True
+                    summary.errors.append(problem)
+                    log.error(
+                        "%s: nothing is recorded until it is (checking every %.0fs until %s KST)",
+                        problem,
+                        retry_secs,
+                        _kst_clock(window.disconnect_ns),
+                    )
+            else:
+                if reported:
+                    reported = False
+                    log.info("Capture directory %s takes data again: recording resumes", self.options.out)
+                if not await self._record_capture(window, plan, codes, events, summary):
+                    return
+                events = []
+                failures += 1
+                reported = True  # the write failure was said (ERROR); the probes that follow stay quiet
+                self.metrics.capture_writable = False
+                delay = min(retry_secs * 2 ** (failures - 1), MAX_CAPTURE_RETRY_SECS)
+            target = min(self.clock.now_ns() + int(delay * 1e9), window.disconnect_ns)
+            if not await self._sleep_until(target, "retry"):
+                return
+
     async def _record_capture(
         self,
         window: schedule.Window,
@@ -317,18 +356,14 @@ class RecorderService:
     ) -> bool:
         """Record into one capture until the window ends; True when a write failed (retry later)."""
         out = self.options.out
-        problem = writable_directory_problem(out, "capture")
-        if problem:
-            self.metrics.capture_write_errors += 1
-            log.error("%s; nothing recorded now, retrying in %.0fs", problem, self.options.capture_retry_secs)
-            summary.errors.append(problem)
-            return True
         try:
             writer = CaptureWriter(
                 out, header=self._header(window, plan, codes), redactor=self.redactor, flush_interval_secs=1.0
             )
         except KISError as exc:
-            log.error("%s; retrying in %.0fs", exc, self.options.capture_retry_secs)
+            self.metrics.capture_write_errors += 1
+            log.error("%s", exc)
+            summary.errors.append(str(exc))
             return True
         day = DayRecorder(
             day=window.date,
@@ -447,14 +482,16 @@ class RecorderService:
             chosen = await self.day_master(day, window)
             if chosen is not None:
                 break
-            log.error(
-                "No master for %s and no earlier one in %s: cannot choose the --universe codes; "
-                "retrying in %.0fs",
-                day,
-                self.options.out,
-                self.options.capture_retry_secs,
-            )
-            summary.errors.append("no master")
+            if "no master" not in summary.errors:  # said once a window; the retries stay quiet
+                log.error(
+                    "No master for %s and no earlier one in %s: cannot choose the --universe codes; "
+                    "retrying every %.0fs until %s KST",
+                    day,
+                    self.options.out,
+                    self.options.capture_retry_secs,
+                    _kst_clock(window.disconnect_ns),
+                )
+                summary.errors.append("no master")
             target = min(
                 self.clock.now_ns() + int(self.options.capture_retry_secs * 1e9), window.disconnect_ns
             )
@@ -471,7 +508,7 @@ class RecorderService:
         }
         if chosen.fallback:
             self.metrics.master_fallback = True
-            detail.update(fallback=True, error=chosen.fallback_reason)
+            detail.update(fallback=True, error=chosen.fallback_reason, source=str(chosen.source))
             if self.options.master_url:
                 background.append(asyncio.create_task(self._keep_master(day, window, replace=True)))
         log.info("Universe of %s: %s", day, chosen_universe.describe())
@@ -523,7 +560,7 @@ class RecorderService:
                 day,
                 reason,
                 fallback.of_day,
-                fallback.path.name,
+                fallback.source.name if fallback.source else fallback.path.name,
             )
         return fallback
 
@@ -559,7 +596,7 @@ class RecorderService:
                 log.warning("Master of %s not saved: %s (retrying in %.0fs)", day, reason, delay)
                 self.metrics.master_failures += 1
             target = self.clock.now_ns() + int(delay * 1e9)
-            if target >= window.disconnect_ns or not await self._sleep_until(target, "retry"):
+            if target >= window.disconnect_ns or not await self._sleep_until(target, "background"):
                 return
 
     # -- HELPERS ----------------------------------------------------------------------------------
@@ -601,6 +638,25 @@ class RecorderService:
                 records,
             )
             previous = messages
+
+
+def disk_problem(directory: Path, probe_bytes: int = PROBE_BYTES) -> str | None:
+    """None when `directory` takes `probe_bytes` (written, synced, removed), else a one-line reason."""
+    problem = writable_directory_problem(directory, "capture")
+    if problem is not None:
+        return problem
+    try:
+        with tempfile.TemporaryFile(dir=directory) as probe:
+            probe.write(bytes(probe_bytes))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return f"capture directory {directory} cannot take {probe_bytes >> 10} KiB: {exc.strerror or exc}"
+    return None
+
+
+def _kst_clock(ts: int) -> str:
+    return krx.kst_clock(ts)[:5]
 
 
 def _size(paths: Sequence[Path]) -> int:
