@@ -58,6 +58,7 @@ def run_days(
     keys = app_keys(2)
     holder: dict[str, object] = {}
     connections_by_day: list[list[int]] = []
+    marks = {"timelines": 0, "connections": 0}
 
     async def hold(purpose: str, target: int) -> None:
         sim: KISSimulator = holder["sim"]  # type: ignore[assignment]
@@ -68,14 +69,14 @@ def run_days(
                 return
             if on_connect is not None:
                 await on_connect(len(service.windows))
+            marks["timelines"], marks["connections"] = sim.stats.timelines_started, len(sim.connections)
         if purpose == "disconnect":
-            day = len(service.windows)
-            await sim.wait_for(lambda: sim.stats.timelines_started >= 2 * day and sim.replay_done, 15)
+            await sim.wait_for(lambda: sim.stats.timelines_started >= marks["timelines"] + 2 and sim.replay_done, 15)
             sent = sum(len(c.sent) for c in sim.connections)
             async with asyncio.timeout(15):
                 while _received(service) < sent:
                     await asyncio.sleep(0.01)
-            connections_by_day.append([c.id for c in sim.connections[2 * (day - 1) :]])
+            connections_by_day.append([c.id for c in sim.connections[marks["connections"] :]])
 
     clock = SimulatedClock(START, hold)
 
@@ -176,3 +177,61 @@ def test_a_morning_without_a_downloadable_master_records_the_universe_with_yeste
     for path in files:
         assert sorted(capture_lines(path)[0]["codes"]) == sorted(CODES)
         assert {e["key"] for e in events_of(path, "open")} == {1, 2}
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return result.returncode == 0
+
+
+def _fill(path: Path) -> Path:
+    """Fill the filesystem of `path` to the last byte with one file; return it."""
+    filler = path / "filler"
+    with open(filler, "wb") as file:
+        try:
+            while True:
+                file.write(bytes(1 << 16))
+                file.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_disk_that_fills_in_the_night_costs_that_day_only_said_once(tmp_path: Path, caplog) -> None:
+    """Full disk on day 2's morning: one ERROR, no connection that day; day 1 intact; day 3 records normally."""
+    import pytest
+
+    out = tmp_path / "out"
+    if not _mount_tmpfs(out, "8m"):
+        pytest.skip("cannot mount a tmpfs here (needs root): the full-disk test needs a real small filesystem")
+    caplog.set_level(logging.INFO)
+    filler: list[Path] = []
+
+    async def on_connect(done: int) -> None:
+        if done == 1:
+            filler.append(_fill(out))
+        elif done == 2:
+            filler.pop().unlink()
+
+    try:
+        sim, service, clock, by_day = run_days(tmp_path, 3, on_connect=on_connect)
+        files = captures(out)
+        names = [p.name[:12] for p in files]
+        contents = [(capture_lines(p), messages_of(p)) for p in files]
+    finally:
+        import subprocess
+
+        subprocess.run(["umount", str(out)], check=False)
+    assert names == [f"kis-{DAYS[0]:%Y%m%d}", f"kis-{DAYS[2]:%Y%m%d}"]
+    assert sim.stats.connections == 4  # two keys on day 1 and day 3; nothing on the full day
+    conns = {c.id: c for c in sim.connections}
+    for (lines, messages), ids in zip(contents, by_day, strict=True):
+        assert sorted(messages) == sorted(t for i in ids for t in conns[i].sent_texts())
+        assert lines[-1]["event"] == "close"  # the last line is complete: the writer closed cleanly
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "nothing is recorded until" in errors[0]
+    assert service.windows[1].messages == 0 and service.windows[1].errors
+    assert service.metrics.capture_writable
