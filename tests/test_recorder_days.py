@@ -71,7 +71,9 @@ def run_days(
                 await on_connect(len(service.windows))
             marks["timelines"], marks["connections"] = sim.stats.timelines_started, len(sim.connections)
         if purpose == "disconnect":
-            await sim.wait_for(lambda: sim.stats.timelines_started >= marks["timelines"] + 2 and sim.replay_done, 15)
+            await sim.wait_for(
+                lambda: sim.stats.timelines_started >= marks["timelines"] + 2 and sim.replay_done, 15
+            )
             sent = sum(len(c.sent) for c in sim.connections)
             async with asyncio.timeout(15):
                 while _received(service) < sent:
@@ -106,7 +108,7 @@ def _received(service: RecorderService) -> int:
 def test_three_session_days_through_a_holiday_and_a_late_open_make_exact_per_day_files(
     tmp_path: Path, caplog
 ) -> None:
-    """Connect/disconnect at the planned KST times; one file and one master per day, each exactly that day's."""
+    """Connect/disconnect at the planned KST times; one file and one master per day, exactly that day's."""
     caplog.set_level(logging.INFO)
     sim, service, clock, by_day = run_days(tmp_path, 3)
     out = tmp_path / "out"
@@ -139,7 +141,7 @@ def test_three_session_days_through_a_holiday_and_a_late_open_make_exact_per_day
 def test_a_morning_without_a_downloadable_master_records_the_universe_with_yesterdays_and_says_so(
     tmp_path: Path, caplog
 ) -> None:
-    """Day 2's master download fails (retried with backoff): yesterday's is used, said once; day 3 is normal."""
+    """Day 2's master download fails (retried with backoff): yesterday's used, said once; day 3 normal."""
     from kis_adapter.master import master_for_codes
 
     caplog.set_level(logging.INFO)
@@ -154,8 +156,14 @@ def test_a_morning_without_a_downloadable_master_records_the_universe_with_yeste
         elif done == 2:
             source.write_bytes(saved)
 
-    sim, service, clock, _ = run_days(
-        tmp_path, 3, on_connect=on_connect, universe="front", codes=(), master_url=source.as_uri(), master_wait_secs=60
+    _sim, _service, clock, _ = run_days(
+        tmp_path,
+        3,
+        on_connect=on_connect,
+        universe="front",
+        codes=(),
+        master_url=source.as_uri(),
+        master_wait_secs=60,
     )
     out = tmp_path / "out"
     files = captures(out)
@@ -183,7 +191,9 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     import subprocess
 
     path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
     return result.returncode == 0
 
 
@@ -201,12 +211,14 @@ def _fill(path: Path) -> Path:
 
 
 def test_a_disk_that_fills_in_the_night_costs_that_day_only_said_once(tmp_path: Path, caplog) -> None:
-    """Full disk on day 2's morning: one ERROR, no connection that day; day 1 intact; day 3 records normally."""
+    """Full disk on day 2's morning: one ERROR, no connection that day; day 1 intact; day 3 normal."""
     import pytest
 
     out = tmp_path / "out"
     if not _mount_tmpfs(out, "8m"):
-        pytest.skip("cannot mount a tmpfs here (needs root): the full-disk test needs a real small filesystem")
+        pytest.skip(
+            "cannot mount a tmpfs here (needs root): the full-disk test needs a real small filesystem"
+        )
     caplog.set_level(logging.INFO)
     filler: list[Path] = []
 
@@ -217,7 +229,7 @@ def test_a_disk_that_fills_in_the_night_costs_that_day_only_said_once(tmp_path: 
             filler.pop().unlink()
 
     try:
-        sim, service, clock, by_day = run_days(tmp_path, 3, on_connect=on_connect)
+        sim, service, _clock, by_day = run_days(tmp_path, 3, on_connect=on_connect)
         files = captures(out)
         names = [p.name[:12] for p in files]
         contents = [(capture_lines(p), messages_of(p)) for p in files]
@@ -232,6 +244,10 @@ def test_a_disk_that_fills_in_the_night_costs_that_day_only_said_once(tmp_path: 
         assert sorted(messages) == sorted(t for i in ids for t in conns[i].sent_texts())
         assert lines[-1]["event"] == "close"  # the last line is complete: the writer closed cleanly
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "No space left on device" in errors[0] and "nothing is recorded until" in errors[0]
+    assert (
+        len(errors) == 1
+        and "No space left on device" in errors[0]
+        and "nothing is recorded until" in errors[0]
+    )
     assert service.windows[1].messages == 0 and service.windows[1].errors
     assert service.metrics.capture_writable

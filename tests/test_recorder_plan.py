@@ -28,7 +28,9 @@ def _weekdays(start: dt.date, end: dt.date, closed: set[dt.date]) -> list[dt.dat
 def test_plan_for_december_skips_christmas_and_the_year_end_closure() -> None:
     """XKRX December 2026: every weekday but the 25th and the 31st, 08:20 → 15:50 KST."""
     lines = [w.line() for w in schedule.plan(krx.default_calendar(), dt.date(2026, 12, 1), 31)]
-    expected = _weekdays(dt.date(2026, 12, 1), dt.date(2026, 12, 31), {dt.date(2026, 12, 25), dt.date(2026, 12, 31)})
+    expected = _weekdays(
+        dt.date(2026, 12, 1), dt.date(2026, 12, 31), {dt.date(2026, 12, 25), dt.date(2026, 12, 31)}
+    )
     assert lines == [f"{d.isoformat()} 08:20 15:50" for d in expected] and len(lines) == 21
 
 
@@ -148,7 +150,7 @@ def test_sharding_splits_a_code_only_when_whole_codes_cannot_fit() -> None:
 
 
 def test_sharding_truncates_whole_codes_when_asked() -> None:
-    """truncate=True: the first codes that fit, the rest left out (the service records them as not recorded)."""
+    """truncate=True: the first codes that fit, the rest left out (the service logs them as not recorded)."""
     codes = [f"A{i:02d}612" for i in range(10, 60)]
     plan = plan_shards(codes, TRS, 2, truncate=True)
     assert plan.registrations == 78 and plan.left_out_codes() == codes[26:]

@@ -101,7 +101,7 @@ def _credentials_of(keys) -> dict[str, str]:
 def test_one_key_in_use_elsewhere_stops_alone_and_the_capture_says_which_codes_were_lost_when(
     tmp_path: Path, caplog
 ) -> None:
-    """Key 2 gets OPSP8996 (another client holds its session): keys 1 and 3 record; events say what was lost."""
+    """Key 2 gets OPSP8996 (another client holds its session): keys 1, 3 record; events say what was lost."""
     from sim_helpers import Collector
     from sim_helpers import fast_config
     from sim_helpers import running
@@ -142,7 +142,7 @@ def test_one_key_in_use_elsewhere_stops_alone_and_the_capture_says_which_codes_w
                 await task
         return sim, service, mine
 
-    sim, service, mine = run_async(main(), timeout=60)
+    sim, service, _mine = run_async(main(), timeout=60)
     [path] = captures(out)
     plan = plan_shards(codes, ["H0ZFANC0"], 3)
     lost = plan.codes(1)
@@ -193,7 +193,7 @@ def test_a_key_whose_secret_is_rejected_stops_alone(tmp_path: Path) -> None:
             await task
         return sim, service
 
-    sim, service = run_async(main(), timeout=60)
+    sim, _service = run_async(main(), timeout=60)
     [path] = captures(out)
     [failed] = events_of(path, "key_failed")
     assert failed["key"] == 1 and "rejected" in failed["reason"]
