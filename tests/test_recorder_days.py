@@ -251,3 +251,81 @@ def test_a_disk_that_fills_in_the_night_costs_that_day_only_said_once(tmp_path: 
     )
     assert service.windows[1].messages == 0 and service.windows[1].errors
     assert service.metrics.capture_writable
+
+
+def test_a_disk_that_fills_during_a_window_keeps_what_was_written_and_the_next_day_records(
+    tmp_path: Path, caplog
+) -> None:
+    """The disk fills mid-day: one ERROR, the file reads up to the fill, no reconnect loop; day 2 normal."""
+    import pytest
+
+    from kis_adapter.capture import CaptureReader
+    from sim_helpers import build_pingpong_now
+
+    out = tmp_path / "out"
+    if not _mount_tmpfs(out, "8m"):
+        pytest.skip("cannot mount a tmpfs here (needs root): the full-disk test needs a real small filesystem")
+    caplog.set_level(logging.INFO)
+    state: dict[str, object] = {}
+
+    async def on_connect(done: int) -> None:
+        if done == 1:
+            state["filler"].unlink()  # type: ignore[union-attr]
+
+    frames = make_tr_frames([("H0ZFANC0", [CODES[i % 2]]) for i in range(40)])
+    keys = app_keys(2)
+
+    async def main() -> tuple[KISSimulator, RecorderService]:
+        async def hold(purpose: str, target: int) -> None:
+            service: RecorderService = state["service"]  # type: ignore[assignment]
+            if purpose == "connect":
+                if len(service.windows) == 2:
+                    service.request_stop("done")
+                elif service.windows:
+                    await on_connect(len(service.windows))
+            if purpose == "disconnect":
+                await sim.wait_for(lambda: sim.replay_done and sim.stats.timelines_started % 2 == 0, 15)
+                while _received(service) < sum(len(c.sent) for c in sim.connections):
+                    await asyncio.sleep(0.01)
+                if len(service.windows) == 1:
+                    service._day.writer.flush()  # type: ignore[union-attr]
+                    state["before_fill"] = [t for c in sim.connections for t in c.sent_texts()]
+                    state["filler"] = _fill(out)
+                    while service._day is not None and service._day.write_error is None:
+                        await sim.send_raw(build_pingpong_now())
+                        await asyncio.sleep(0.05)
+                    await asyncio.sleep(3600)  # the failed window ends without this hold
+
+        sim = KISSimulator(
+            frames,
+            speed=0,
+            credentials={k.credentials.app_key: k.credentials.app_secret for k in keys},
+            pingpong_interval_secs=None,
+        )
+        async with sim:
+            service = make_service(
+                sim, out, keys, codes=CODES, calendar=week_calendar(), clock=SimulatedClock(START, hold), schedule=True
+            )
+            state["service"] = service
+            await asyncio.wait_for(service.run(), 60)
+        return sim, service
+
+    try:
+        sim, service = run_async(main(), timeout=90)
+        files = captures(out)
+        with CaptureReader(files[0]) as reader:
+            day1 = [m.frame for m in reader]
+        day2 = messages_of(files[1])
+    finally:
+        import subprocess
+
+        subprocess.run(["umount", str(out)], check=False)
+    assert [p.name[:12] for p in files] == [f"kis-{DAYS[0]:%Y%m%d}", f"kis-{DAYS[1]:%Y%m%d}"]
+    before = state["before_fill"]
+    assert day1[: len(before)] == before  # type: ignore[arg-type]
+    assert sim.stats.connections == 4  # no reconnect while the disk stayed full
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("Capture write failed") and "No space left" in errors[0]
+    later = [c for c in sim.connections if c.id > 2]
+    assert sorted(day2) == sorted(t for c in later for t in c.sent_texts())
+    assert service.windows[0].errors and not service.windows[1].errors
