@@ -63,6 +63,7 @@ class _Line(msgspec.Struct):
 
 
 _decode_line = msgspec.json.Decoder(_Line).decode
+_encode_line = msgspec.json.Encoder().encode
 
 
 def _decode_line_slow(raw: bytes) -> _Line | str:
@@ -643,8 +644,9 @@ class CaptureWriter:
         if day != self._day:
             self._rotate(day, ts)
         try:
-            data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: keep it, escaped, rather than lose the line
+            # msgspec writes the same compact UTF-8 JSON as json.dumps(ensure_ascii=False), ~10x faster
+            data = _encode_line(line) + b"\n"
+        except (UnicodeEncodeError, TypeError, OverflowError):  # a lone surrogate: keep it, escaped
             data = (json.dumps(line, separators=(",", ":")) + "\n").encode("ascii")
         self._put(data)
         self.flush_if_due()

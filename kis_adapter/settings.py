@@ -26,7 +26,8 @@ from kis_adapter.redaction import MIN_SECRET_LENGTH
 class KISSettings(BaseSettings):
     """
     KIS_APP_KEY, KIS_APP_SECRET, KIS_CUSTTYPE, KIS_WS_URL, KIS_REST_URL, KIS_STALL_TIMEOUT,
-    KIS_MASTER_URL (the stock-futures master file), KIS_KRX_CALENDAR_FILE (calendar overrides, TOML).
+    KIS_MASTER_URL (the stock-futures master file), KIS_KRX_CALENDAR_FILE (calendar overrides, TOML),
+    KIS_CREDENTIALS_FILE (several app keys, TOML: one [[app_keys]] table per key; `kis_adapter.credentials`).
     """
 
     model_config = SettingsConfigDict(
@@ -41,6 +42,7 @@ class KISSettings(BaseSettings):
     stall_timeout: PositiveFloat = DEFAULT_STALL_TIMEOUT_SECS
     master_url: str = Field(default=DEFAULT_MASTER_URL, pattern=r"^(https?|file)://\S+$")
     krx_calendar_file: str | None = None
+    credentials_file: str | None = None
 
     def credentials(self) -> tuple[str, str]:
         """Return ``(app_key, app_secret)``; raise `ConfigError` naming what is missing."""

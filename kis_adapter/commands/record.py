@@ -46,8 +46,12 @@ log = logging.getLogger("kis_adapter.record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kis_adapter.recorder import command
+
     parser.add_argument(
-        "--codes", required=True, metavar="C1,C2", help="comma-separated KIS stock-futures short codes"
+        "--codes",
+        metavar="C1,C2",
+        help="comma-separated KIS stock-futures short codes (or --universe)",
     )
     parser.add_argument(
         "--tr",
@@ -56,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="TRs to register per code: H0ZFANC0 (expected fills, default), H0ZFCNT0 (trades), "
         "H0ZFASP0 (book), or all",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="capture directory (created if missing)")
+    parser.add_argument("--out", metavar="DIR", help="capture directory (created if missing); required")
     parser.add_argument(
         "--duration",
         type=_positive_float,
@@ -81,13 +85,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds without any message before reconnecting (default: KIS_STALL_TIMEOUT or 60)",
     )
+    command.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from kis_adapter.recorder import command
     from kis_adapter.session import Credentials
     from kis_adapter.session import SessionConfig
     from kis_adapter.settings import load_settings
 
+    if command.wants_service(args):  # several keys, --schedule, --universe, --metrics-port
+        return command.run(args, parse_trs)
+    if args.out is None or args.codes is None:
+        raise ConfigError("record needs --out DIR and --codes C1,C2 (or --universe front|all)")
     codes = parse_codes(args.codes)
     tr_ids = parse_trs(args.tr)
     if len(codes) * len(tr_ids) > MAX_REGISTRATIONS:
@@ -399,14 +409,10 @@ def _install_signal_handlers(
 
 
 def _configure_logging(verbose: bool) -> None:
-    """INFO lines on stderr unless the host application configured logging already."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    """INFO lines in KST on stderr unless the host application configured logging already."""
+    from kis_adapter.recorder.logs import configure_logging
+
+    configure_logging(verbose)
 
 
 def _positive_float(text: str) -> float:

@@ -5,7 +5,7 @@ A KIS-protocol simulator on 127.0.0.1: REST (approval, token, master) + WebSocke
 ``SimulatorThread`` runs one in a background thread, e.g. next to a blocking Nautilus TradingNode.
 """
 
-from kis_adapter.simulator.credentials import read_credentials_file
+from kis_adapter.credentials import read_credentials_file
 from kis_adapter.simulator.faults import ApprovalFault
 from kis_adapter.simulator.faults import FaultKind
 from kis_adapter.simulator.faults import ScheduledFault

@@ -93,12 +93,20 @@ class SimConnection:
     open: bool = True
     unanswered_pingpongs: int = 0  # PINGPONGs sent since the client last answered one
     close_reason: str = ""  # why the simulator closed it; "" when the peer or a fault did
+    _codes: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def stalled(self) -> bool:
         return time.monotonic() < self.stalled_until
 
     def codes(self, tr_id: str) -> set[str]:
-        return {tr_key for registered_tr, tr_key in self.registrations if registered_tr == tr_id}
+        """The codes registered for `tr_id` (cached: the replay asks once per frame per connection)."""
+        codes = self._codes.get(tr_id)
+        if codes is None:
+            codes = self._codes[tr_id] = {key for tr, key in self.registrations if tr == tr_id}
+        return codes
+
+    def registrations_changed(self) -> None:
+        self._codes.clear()
 
     def sent_texts(self) -> list[str]:
         return [text for _, text in self.sent]
@@ -634,6 +642,7 @@ class KISSimulator:
         session.connection = conn
         conn.app_key = app_key
         conn.registrations = session.registrations
+        conn.registrations_changed()
 
     def _release(self, conn: SimConnection) -> None:
         """`conn` is gone: keep its session for the resume window (or end it now)."""
@@ -682,6 +691,7 @@ class KISSimulator:
             iv, aes_key = secrets.token_hex(8), secrets.token_hex(16)
             if await self._ack(conn, tr_id, tr_key, "OPSP0000", iv=iv, key=aes_key):
                 conn.registrations.add(key)  # after the ack: no data frame may overtake it
+                conn.registrations_changed()
                 self.stats.subscriptions += 1
                 self._on_registered(conn)
 
@@ -692,6 +702,7 @@ class KISSimulator:
             await self._ack(conn, tr_id, tr_key, refusal)
         elif key in conn.registrations:
             conn.registrations.discard(key)
+            conn.registrations_changed()
             self.stats.unsubscriptions += 1
             await self._ack(conn, tr_id, tr_key, "OPSP0001")
         else:
