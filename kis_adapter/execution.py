@@ -12,6 +12,9 @@ the same orders at the same prices as a backtest of the same data:
   above theirs), and the exchange settles (commands, auction, fills) what they did about it before
   the next datum reaches it, at the datum's time — exactly the order of the backtest loop
   (exchange, data engine, venues settled, next datum);
+* the venue's clock is the market's time (the greatest ``ts_event`` seen), as the auction module's:
+  contract expiry, order and fill times follow the data, so a replay of a recorded day (with the
+  data client's ``session_date``) is that day for the venue too, whatever the wall clock says;
 * `enable_lockstep(kernel)` (``kis-adapter live`` calls it) makes the node's risk and execution
   engines handle commands and order events at once instead of through their queues, so an order a
   strategy sends on a datum is at the exchange before the next datum, however fast the data come
@@ -154,9 +157,8 @@ class KRXPaperExecutionClient(SandboxExecutionClient):
         )
         self.exchange.register_client(self._client)
         self.exchange.initialize_account()
-        self._last_ts = 0  # the venue's time: the latest datum's receive time
+        self._last_ts = 0  # the venue's time: the market's (the greatest ts_event seen)
         self._settle_scheduled = False
-        self._free_running = True  # False in lockstep: the venue's time is the data's only
         self.lockstep = False
 
     def connect(self) -> None:
@@ -182,7 +184,7 @@ class KRXPaperExecutionClient(SandboxExecutionClient):
             self.exchange.update_instrument(data)
             return
         self._settle()  # at the previous datum's time, as the backtest settles after each datum
-        self._last_ts = max(self._last_ts, data.ts_init)
+        self._last_ts = max(self._last_ts, data.ts_event)
         self.test_clock.set_time(self._last_ts)
         if isinstance(data, OrderBookDepth10):
             self.exchange.process_order_book_depth10(data)
@@ -193,7 +195,6 @@ class KRXPaperExecutionClient(SandboxExecutionClient):
 
     def _settle(self) -> None:
         self._settle_scheduled = False
-        self._last_ts = max(self._last_ts, self._clock.timestamp_ns() if self._free_running else 0)
         self.exchange.process(self._last_ts)
 
     def _command_sent(self) -> None:
@@ -249,7 +250,6 @@ def enable_lockstep(kernel) -> list[KRXPaperExecutionClient]:
         msgbus.register(endpoint, immediate)
     for client in clients:
         client.lockstep = True
-        client._free_running = False
     return clients
 
 

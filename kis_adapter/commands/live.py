@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", required=True, metavar="FILE", help="TradingNodeConfig JSON, e.g. config/live.json"
     )
+    parser.add_argument(
+        "--session-date",
+        metavar="YYYY-MM-DD",
+        help="the KST day of a replayed capture (the simulator): its records are dated that day, as in "
+        "a backtest of it (sets session_date of the KIS data clients)",
+    )
 
 
 def load_node_config(path: str):
@@ -55,6 +61,26 @@ def _kis_client_configs(config) -> list:
         ):
             found.append(client)
     return found
+
+
+def _set_session_date(config, text: str) -> None:
+    """``--session-date``: into every KIS data client's config (a `ConfigError` if malformed or none)."""
+    import msgspec
+
+    from kis_adapter.config import parse_session_date
+
+    try:
+        parse_session_date(text)
+    except ValueError as exc:
+        raise ConfigError(f"--session-date: {exc}") from None
+    clients = _kis_client_configs(config)
+    if not clients:
+        raise ConfigError("--session-date: the config has no KIS data client")
+    for client in clients:
+        if isinstance(client.config, dict):
+            client.config["session_date"] = text
+        else:
+            client.config = msgspec.structs.replace(client.config, session_date=text)
 
 
 class StopGuard:
@@ -121,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.settings import load_settings
 
     config = load_node_config(args.config)
+    if getattr(args, "session_date", None):
+        _set_session_date(config, args.session_date)
     if _kis_client_configs(config):
         load_settings().credentials()  # fail fast, exit 2, before anything connects
     loop = asyncio.new_event_loop()  # a fresh loop per run: a disposed node closes its loop
