@@ -89,12 +89,15 @@ TRADING_FILES: Final = tuple(f"{stem}.{ext}" for stem in TABLE_STEMS for ext in 
 
 def _ns(value: Any) -> int | None:
     """A timestamp cell (int ns, pandas Timestamp, datetime, NaT/None) as UTC ns."""
-    if value is None:
+    try:
+        if value is None or bool(value != value):  # None, NaT, NaN
+            return None
+    except TypeError:  # pandas.NA (an open position's ts_closed) has no truth value
         return None
     if isinstance(value, int):
         return value
-    ns = getattr(value, "value", None)  # pandas Timestamp (NaT has no usable value)
-    if isinstance(ns, int) and str(value) != "NaT":
+    ns = getattr(value, "value", None)  # pandas Timestamp
+    if isinstance(ns, int):
         return ns
     if isinstance(value, dt.datetime):
         return int(value.timestamp() * 1_000_000) * 1000
