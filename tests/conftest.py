@@ -84,7 +84,7 @@ def sample_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trading_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A real BacktestNode over the sample with the venue KRX and `RoundTripStrategy` (see trading_helpers)."""
+    """A real BacktestNode over the sample: venue KRX, `RoundTripStrategy` (see trading_helpers)."""
     from trading_helpers import run_round_trips
 
     return run_round_trips(sample_catalog, tmp_path_factory.mktemp("trading") / "report")

@@ -170,7 +170,9 @@ def test_run_without_venue_says_so_in_one_line(capture_factory, sample_catalog, 
     from kis_adapter.commands.demo import sample_captures
 
     with CaptureReader(sample_captures()[0]) as reader:
-        morning = [(m.ts, m.frame) for m in reader if isinstance(m.frame, str) and "H0ZFANC0" in m.frame][:400]
+        morning = [(m.ts, m.frame) for m in reader if isinstance(m.frame, str) and "H0ZFANC0" in m.frame][
+            :400
+        ]
     catalog = tmp_path / "catalog"
     convert_captures([capture_factory(morning)], catalog)  # no master beside it: no instruments
 

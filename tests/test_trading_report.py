@@ -37,7 +37,7 @@ def at(hhmmss: str, date: dt.date = DAY) -> int:
 
 
 def fill(side: str, qty: int, price: int, ts: int, iid: str = "A11612.KRX", fee: str = "300 KRW") -> dict:
-    """A record as ``generate_fills_report().reset_index().to_dict("records")`` gives it (strings, Timestamps)."""
+    """A record as ``records(generate_fills_report())`` gives it (strings, Timestamps)."""
     return {
         "client_order_id": f"O-{ts}",
         "strategy_id": "S-001",
@@ -156,7 +156,11 @@ def test_position_rows_name_the_direction_and_leave_an_open_position_unclosed():
     (row,) = position_rows(positions)
 
     assert (row["side"], row["status"], row["closed_kst"], row["avg_close"]) == ("SHORT", "open", None, None)
-    assert (row["opened_kst"], row["realized_pnl"], row["commissions"]) == ("2026-11-24 15:10:00.000", -300, 300)
+    assert (row["opened_kst"], row["realized_pnl"], row["commissions"]) == (
+        "2026-11-24 15:10:00.000",
+        -300,
+        300,
+    )
 
 
 def test_equity_rows_from_samples_or_else_from_account_states():
@@ -229,7 +233,9 @@ def test_report_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
     """A folder under a file: one KISError line naming the path, no traceback."""
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
-    report = build_trading_report("KRX", fills=[fill("BUY", 1, 100, at("09:00:00"))], order_statuses=["FILLED"])
+    report = build_trading_report(
+        "KRX", fills=[fill("BUY", 1, 100, at("09:00:00"))], order_statuses=["FILLED"]
+    )
 
     with pytest.raises(KISError) as error:
         write_trading_files(report, {}, blocker / "report")
@@ -247,7 +253,7 @@ def points_of_two_calls() -> dict[str, list[tuple[int, float, int, float]]]:
 
 
 def test_auctions_of_match_prints_and_the_fills_near_each_call():
-    """The print of the same contract, day and call; fills from the call's start to a minute after its print."""
+    """The print of the same contract, day and call; fills from the call's start to a minute after it."""
     prints = [
         AuctionPrint("A11612.KRX", "pre-open call", at("08:45:00"), 100_300.0, 1_400.0),
         AuctionPrint("A11612.KRX", "closing call", at("15:45:00"), 100_100.0, 500.0),
