@@ -2,8 +2,8 @@
 The auction chart as an interactive, self-contained HTML page (plotly; plotly.js inlined).
 
 The PNG of `kis_adapter.report.draw_auction_chart` shows every auction at once; this page shows one
-at a time, picked from a dropdown of every contract × auction (pre-open call, closing call, and
-any intraday call) of each KST day. It draws what the PNG draws — the expected price as a step line
+at a time, picked with two dropdowns: the contract, and the auction (each KST day's pre-open call,
+closing call, and any intraday call). It draws what the PNG draws — the expected price as a step line
 (zero prices, "no expected price", left out and ticked in orange at the bottom), the previous close
 dashed, the expected quantity as bars on a second axis — plus the auction print (the first trade at
 or after the call's end) and the run's fills of that contract from the call's start to a minute
@@ -47,9 +47,13 @@ class Auction:
     print_: Any | None  # an AuctionPrint (instrument_id, call, ts_event, price, size) or None
 
     @property
+    def call_label(self) -> str:
+        """``2026-11-24 pre-open call``: the auction dropdown's entry."""
+        return f"{kst_datetime(self.series.ts[0]).date().isoformat()} {self.series.label}"
+
+    @property
     def label(self) -> str:
-        date = kst_datetime(self.series.ts[0]).date().isoformat()
-        return f"{self.series.instrument_id}  {date}  {self.series.label}"
+        return f"{self.series.instrument_id}  {self.call_label}"
 
 
 def auctions_of(
@@ -199,8 +203,42 @@ def _traces(auction: Auction, visible: bool) -> list[Any]:
     ]
 
 
+def _menu(name: str, labels: Sequence[str], x: float) -> dict[str, Any]:
+    """A dropdown whose clicks the page's script handles (method "skip": plotly itself does nothing)."""
+    return {
+        "name": name,
+        "buttons": [{"label": label, "method": "skip", "args": [label]} for label in labels],
+        "direction": "down",
+        "x": x,
+        "xanchor": "left",
+        "y": 1.0,
+        "yanchor": "bottom",
+        "pad": {"b": 78},
+        "showactive": True,
+        "active": 0,
+    }
+
+
+def _menu_label(text: str, x: float) -> dict[str, Any]:
+    return {
+        "text": text,
+        "x": x,
+        "xref": "paper",
+        "xanchor": "right",
+        "xshift": -6,
+        "y": 1.0,
+        "yref": "paper",
+        "yanchor": "bottom",
+        "yshift": 84,
+        "showarrow": False,
+    }
+
+
 def auction_figure(auctions: Sequence[Auction]) -> Any:
-    """One figure holding every auction's traces, the first visible, and a dropdown to pick another."""
+    """
+    One figure holding every auction's traces, the first visible, with two dropdowns (contract,
+    auction) and, in ``layout.meta``, what each pair shows: the page's script (`PAGE_SCRIPT`) applies it.
+    """
     import plotly.graph_objects as go
 
     if not auctions:
@@ -209,19 +247,36 @@ def auction_figure(auctions: Sequence[Auction]) -> Any:
     for i, auction in enumerate(auctions):
         for trace in _traces(auction, visible=i == 0):
             fig.add_trace(trace)
-    total = len(fig.data)
-    buttons = []
+    contracts = sorted({a.series.instrument_id for a in auctions})
+    labels = sorted({a.call_label for a in auctions}, key=_call_order)
+    table = []
     for i, auction in enumerate(auctions):
-        visible = [i * TRACES_PER_AUCTION <= k < (i + 1) * TRACES_PER_AUCTION for k in range(total)]
         x, y, y2 = _ranges(auction)
         layout: dict[str, Any] = {"title.text": _title(auction), "xaxis.range": x, "yaxis2.range": y2}
         layout.update({"yaxis.range": y} if y else {"yaxis.autorange": True})
-        buttons.append({"label": auction.label, "method": "update", "args": [{"visible": visible}, layout]})
+        table.append(
+            {
+                "contract": auction.series.instrument_id,
+                "auction": auction.call_label,
+                "first": i * TRACES_PER_AUCTION,
+                "layout": layout,
+            }
+        )
     x, y, y2 = _ranges(auctions[0])
     fig.update_layout(
-        title={"text": _title(auctions[0]), "x": 0.5, "xanchor": "center", "y": 0.9, "yanchor": "top"},
-        height=680,
-        margin={"t": 150, "b": 120, "l": 90, "r": 90},
+        meta={"auctions": table, "contracts": contracts, "labels": labels, "traces": TRACES_PER_AUCTION},
+        title={
+            "text": _title(auctions[0]),
+            "x": 0.0,
+            "xanchor": "left",
+            "xref": "paper",
+            "y": 1.0,
+            "yanchor": "bottom",
+            "yref": "paper",
+            "pad": {"b": 24},
+        },
+        height=700,
+        margin={"t": 170, "b": 120, "l": 90, "r": 90},
         template="plotly_white",
         hovermode="closest",
         legend={"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.16, "yanchor": "top"},
@@ -239,35 +294,38 @@ def auction_figure(auctions: Sequence[Auction]) -> Any:
             "nticks": 6,
         },
         yaxis3={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
-        updatemenus=[
-            {
-                "buttons": buttons,
-                "direction": "down",
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 1.0,
-                "yanchor": "bottom",
-                "pad": {"b": 70},
-                "showactive": True,
-                "active": 0,
-            }
-        ],
-        annotations=[
-            {
-                "text": f"Auction ({len(auctions)}):",
-                "x": 0.0,
-                "xref": "paper",
-                "xanchor": "right",
-                "y": 1.0,
-                "yref": "paper",
-                "yanchor": "bottom",
-                "yshift": 78,
-                "xshift": -8,
-                "showarrow": False,
-            }
-        ],
+        updatemenus=[_menu("contract", contracts, 0.08), _menu("auction", labels, 0.34)],
+        annotations=[_menu_label(f"Contract ({len(contracts)}):", 0.08), _menu_label("Auction:", 0.34)],
     )
     return fig
+
+
+def _call_order(label: str) -> tuple[str, int]:
+    date, _, call = label.partition(" ")
+    return date, _SLOT.get(call, 1)
+
+
+# Two dropdowns, one state: show the auction of the chosen contract and day × call (or that contract's
+# first auction when it has no such call), and keep both dropdowns' shown choice in step.
+PAGE_SCRIPT: Final = """
+var gd = document.getElementById('{plot_id}');
+var meta = gd.layout.meta;
+var state = {contract: meta.auctions[0].contract, auction: meta.auctions[0].auction};
+gd.on('plotly_buttonclicked', function (event) {
+    var name = event.menu.name;
+    if (!(name in state)) { return; }
+    state[name] = event.button.label;
+    var pick = meta.auctions.find(function (a) {
+        return a.contract === state.contract && a.auction === state.auction;
+    }) || meta.auctions.find(function (a) { return a.contract === state.contract; });
+    state.auction = pick.auction;
+    var visible = gd.data.map(function (_, k) { return k >= pick.first && k < pick.first + meta.traces; });
+    var layout = Object.assign({}, pick.layout);
+    layout['updatemenus[0].active'] = meta.contracts.indexOf(pick.contract);
+    layout['updatemenus[1].active'] = meta.labels.indexOf(pick.auction);
+    Plotly.update(gd, {visible: visible}, layout);
+});
+"""
 
 
 def write_auction_page(
@@ -286,6 +344,7 @@ def write_auction_page(
         include_plotlyjs=True,
         include_mathjax=False,
         div_id=DIV_ID,
+        post_script=PAGE_SCRIPT,
         config={"displaylogo": False, "responsive": True},
     )
     html = html.replace("<head>", f"<head><title>{title}</title>", 1)

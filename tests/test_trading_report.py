@@ -273,19 +273,24 @@ def test_auctions_of_match_prints_and_the_fills_near_each_call():
     assert [f["side"] for f in pre.fills] == ["BUY"] and [f["side"] for f in close.fills] == ["SELL"]
 
 
-def test_auction_figure_has_one_dropdown_entry_per_auction_showing_only_its_traces():
-    auctions = auctions_of(points_of_two_calls())
+def test_auction_figure_has_a_contract_and_an_auction_dropdown_and_a_table_of_what_each_shows():
+    """The page script reads layout.meta: for each (contract, auction) its first trace and its layout."""
+    points = points_of_two_calls() | {"A50612.KRX": points_of_two_calls()["A11612.KRX"][:5]}
 
-    figure = auction_figure(auctions)
-    (menu,) = figure.layout.updatemenus
+    figure = auction_figure(auctions_of(points))
+    contracts, calls = figure.layout.updatemenus
+    meta = figure.layout.meta
 
-    assert len(figure.data) == 2 * TRACES_PER_AUCTION
-    assert [b.label for b in menu.buttons] == [
-        "A11612.KRX  2026-11-24  pre-open call",
-        "A11612.KRX  2026-11-24  closing call",
+    assert len(figure.data) == 3 * TRACES_PER_AUCTION
+    assert [b.label for b in contracts.buttons] == ["A11612.KRX", "A50612.KRX"]
+    assert [b.label for b in calls.buttons] == ["2026-11-24 pre-open call", "2026-11-24 closing call"]
+    assert [(a["contract"], a["auction"], a["first"]) for a in meta["auctions"]] == [
+        ("A11612.KRX", "2026-11-24 pre-open call", 0),
+        ("A11612.KRX", "2026-11-24 closing call", TRACES_PER_AUCTION),
+        ("A50612.KRX", "2026-11-24 pre-open call", 2 * TRACES_PER_AUCTION),
     ]
-    second = menu.buttons[1].args[0]["visible"]
-    assert second == [False] * TRACES_PER_AUCTION + [True] * TRACES_PER_AUCTION
+    assert "closing call" in meta["auctions"][1]["layout"]["title.text"]
+    assert [t.visible for t in figure.data] == [True] * TRACES_PER_AUCTION + [False] * 2 * TRACES_PER_AUCTION
     price = figure.data[1]
     assert price.y[0] is None and price.y[1] == 99_000.0  # a zero price is left out of the line
     zeros = figure.data[3]
