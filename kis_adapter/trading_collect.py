@@ -17,6 +17,7 @@ from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.model.identifiers import Venue
 
 from kis_adapter.constants import KRX_VENUE_NAME
+from kis_adapter.errors import KISError
 from kis_adapter.trading_observer import TradingObserver
 from kis_adapter.trading_report import TradingReport
 from kis_adapter.trading_report import build_trading_report
@@ -38,7 +39,19 @@ def observer_actors(config: BacktestRunConfig) -> list[ImportableActorConfig]:
 
 
 def collect_trading(engine: Any, *, tearsheet: bool = False) -> TradingReport | None:
-    """The run's `TradingReport`, or None when it had no venue ``KRX``."""
+    """
+    The run's `TradingReport`, or None when it had no venue ``KRX``. A failure is one `KISError`
+    line: a report that cannot be trusted is an error, never a silently missing PnL.
+    """
+    try:
+        return _collect(engine, tearsheet)
+    except KISError:
+        raise
+    except Exception as exc:
+        raise KISError(f"cannot build the trading report: {type(exc).__name__}: {exc}") from exc
+
+
+def _collect(engine: Any, tearsheet: bool) -> TradingReport | None:
     venue = Venue(KRX_VENUE_NAME)
     if venue not in engine.list_venues():
         return None

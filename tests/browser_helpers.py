@@ -28,6 +28,10 @@ FLAGS: Final = (
     "--no-first-run",
 )
 LOCAL_SCHEMES: Final = ("file:", "data:", "blob:", "about:")
+DRAWN_JS: Final = (
+    "() => [...document.querySelectorAll('.js-plotly-plot')]"
+    ".some(g => g._fullLayout && g.querySelector('.main-svg'))"
+)
 
 
 def in_ci() -> bool:
@@ -73,10 +77,7 @@ def open_page(browser: Any, path: Path, *, width: int = 1400, height: int = 1000
     page.on("console", lambda m: opened.errors.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: opened.errors.append(f"pageerror: {e}"))
     page.goto(path.resolve().as_uri(), wait_until="load")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullLayout && g.querySelector('.main-svg'))",
-        timeout=30_000,
-    )
+    page.wait_for_function(DRAWN_JS, timeout=30_000)
     return opened
 
 

@@ -32,7 +32,9 @@ def browser() -> Iterator[Any]:
     except ImportError:
         unavailable("playwright is not installed (pip install -e '.[dev]')")
     if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"headless Chromium not found at {CHROMIUM}: run scripts/ensure-browser.sh as root")
+        unavailable(
+            f"headless Chromium not found at {CHROMIUM}: apt-get install chromium (scripts/ensure-browser.sh)"
+        )
     with sync_playwright() as playwright:
         browser = launch(playwright)
         yield browser
@@ -43,9 +45,10 @@ def figures(page: Any) -> list[dict[str, Any]]:
     return page.evaluate(FIGURES_JS)
 
 
+# The plot-area boxes of the visible markers of one colour (plotly draws no hidden trace).
 MARKS_JS = """
 (color) => {
-    const g = document.getElementById('%s');
+    const g = document.getElementById('DIV_ID');
     const area = g.querySelector('.xy .nsewdrag, .nsewdrag').getBoundingClientRect();
     return [...g.querySelectorAll('.scatterlayer path.point')]
         .filter(p => getComputedStyle(p).fill === color)
@@ -54,7 +57,7 @@ MARKS_JS = """
                            && r.top >= area.top - 8 && r.bottom <= area.bottom + 8,
                     width: r.width}));
 }
-""" % DIV_ID
+""".replace("DIV_ID", DIV_ID)
 
 
 TITLE_JS = f"() => document.getElementById('{DIV_ID}').layout.title.text"
