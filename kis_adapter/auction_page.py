@@ -103,7 +103,7 @@ def _ranges(auction: Auction) -> tuple[list[str], list[float] | None, list[float
     end = max(series.ts[-1], auction.print_.ts_event if auction.print_ else 0)
     end = max(end, *(f["ts_event"] for f in auction.fills)) if auction.fills else end
     span = max(end - series.ts[0], 60 * NS_PER_SECOND)
-    x = [_x(series.ts[0] - span // 40), _x(end + span // 25)]
+    x = [_x(series.ts[0] - span // 40), _x(end + span // 12)]  # room right of the print for its marks
     marks = [p for p in series.price if p]
     marks += [f["price"] for f in auction.fills] + ([auction.print_.price] if auction.print_ else [])
     if not marks:
@@ -133,10 +133,15 @@ def _traces(auction: Auction, visible: bool) -> list[Any]:
         return go.Scatter(
             x=[_x(f["ts_event"]) for f in rows],
             y=[f["price"] for f in rows],
-            mode="markers",
+            mode="markers+text",
             name=name,
+            yaxis="y2",
             visible=visible,
-            marker={"symbol": symbol, "size": 15, "color": color, "line": {"color": "black", "width": 1}},
+            marker={"symbol": symbol, "size": 14, "color": color, "line": {"color": "black", "width": 1}},
+            text=[f"{f['side']} {format_cell(f['quantity'], 0)}" for f in rows],
+            textposition="top center" if symbol == "triangle-up" else "bottom center",
+            textfont={"color": color, "size": 12},
+            cliponaxis=False,
             customdata=[[f["quantity"], f.get("time_kst", "")] for f in rows],
             hovertemplate=f"{name} %{{customdata[0]}} @ %{{y:,.0f}}<br>%{{customdata[1]}}<extra></extra>",
         )
@@ -148,7 +153,6 @@ def _traces(auction: Auction, visible: bool) -> list[Any]:
             y=[v for q in series.quantity for v in (0, q, None)],
             customdata=[q for q in series.quantity for q in (q, q, q)],
             name="expected quantity (right axis)",
-            yaxis="y2",
             mode="lines",
             visible=visible,
             line={"color": _QTY, "width": 1.2},
@@ -158,6 +162,7 @@ def _traces(auction: Auction, visible: bool) -> list[Any]:
             x=times,
             y=prices,
             name="expected price (KRW)",
+            yaxis="y2",
             mode="lines",
             visible=visible,
             connectgaps=False,
@@ -168,6 +173,7 @@ def _traces(auction: Auction, visible: bool) -> list[Any]:
             x=[times[0], times[-1]] if prev else [],
             y=[prev, prev] if prev else [],
             name="previous close",
+            yaxis="y2",
             mode="lines",
             visible=visible,
             line={"color": _PREV, "dash": "dash", "width": 1},
@@ -192,9 +198,16 @@ def _traces(auction: Auction, visible: bool) -> list[Any]:
             x=[_x(print_.ts_event)] if print_ else [],
             y=[print_.price] if print_ else [],
             name="auction print",
+            yaxis="y2",
             mode="markers",
             visible=visible,
-            marker={"symbol": "star", "size": 17, "color": _PRINT, "line": {"color": "black", "width": 1}},
+            # hollow and larger than a fill marker: a fill at the print price stays visible inside it
+            marker={
+                "symbol": "star-open",
+                "size": 24,
+                "color": _PRINT,
+                "line": {"color": _PRINT, "width": 2},
+            },
             customdata=[[print_.size]] if print_ else [],
             hovertemplate="auction print %{y:,.0f} × %{customdata[0]:,}<br>%{x}<extra></extra>",
         ),
@@ -252,8 +265,8 @@ def auction_figure(auctions: Sequence[Auction]) -> Any:
     table = []
     for i, auction in enumerate(auctions):
         x, y, y2 = _ranges(auction)
-        layout: dict[str, Any] = {"title.text": _title(auction), "xaxis.range": x, "yaxis2.range": y2}
-        layout.update({"yaxis.range": y} if y else {"yaxis.autorange": True})
+        layout: dict[str, Any] = {"title.text": _title(auction), "xaxis.range": x, "yaxis.range": y2}
+        layout.update({"yaxis2.range": y} if y else {"yaxis2.autorange": True})
         table.append(
             {
                 "contract": auction.series.instrument_id,
@@ -281,17 +294,25 @@ def auction_figure(auctions: Sequence[Auction]) -> Any:
         hovermode="closest",
         legend={"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.16, "yanchor": "top"},
         xaxis={"title": {"text": "KST"}, "range": x, "tickformat": "%H:%M:%S", "showgrid": True},
-        yaxis={"title": {"text": "expected price (KRW)"}, "tickformat": ",.0f", "range": y},
-        yaxis2={
+        # Quantity on the first y axis, price on an overlay: plotly draws an overlay's traces above, so
+        # the price line, the print and the fills stay on top of the quantity bars.
+        yaxis={
             "title": {"text": "expected quantity", "font": {"color": "#3182bd"}},
-            "overlaying": "y",
             "side": "right",
             "range": y2,
             "showgrid": False,
             "tickfont": {"color": "#3182bd"},
             "tickformat": ",d",
-            "tickmode": "auto",
             "nticks": 6,
+        },
+        yaxis2={
+            "title": {"text": "expected price (KRW)"},
+            "overlaying": "y",
+            "side": "left",
+            "tickformat": ",.0f",
+            "range": y,
+            "showgrid": True,
+            "tickmode": "auto",
         },
         yaxis3={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
         updatemenus=[_menu("contract", contracts, 0.08), _menu("auction", labels, 0.34)],

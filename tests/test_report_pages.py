@@ -22,7 +22,7 @@ from kis_adapter.auction_page import DIV_ID
 pytestmark = pytest.mark.filterwarnings("ignore:Timestamp.utcnow is deprecated")
 
 BUY_COLOR = "rgb(49, 163, 84)"  # kis_adapter.auction_page's BUY fill marker
-PRINT_COLOR = "rgb(106, 81, 163)"  # its auction print marker
+PRINT_COLOR = "rgb(106, 81, 163)"  # its auction print marker (a hollow star: the stroke)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ MARKS_JS = """
     const g = document.getElementById('DIV_ID');
     const area = g.querySelector('.xy .nsewdrag, .nsewdrag').getBoundingClientRect();
     return [...g.querySelectorAll('.scatterlayer path.point')]
-        .filter(p => getComputedStyle(p).fill === color)
+        .filter(p => [getComputedStyle(p).fill, getComputedStyle(p).stroke].includes(color))
         .map(p => p.getBoundingClientRect())
         .map(r => ({inside: r.left >= area.left - 8 && r.right <= area.right + 8
                            && r.top >= area.top - 8 && r.bottom <= area.bottom + 8,
