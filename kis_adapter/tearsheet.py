@@ -29,7 +29,6 @@ _UP, _DOWN, _EQUITY, _BALANCE = "#31a354", "#de2d26", "#08306b", "#9ecae1"
 def tearsheet_html(engine: Any, report: TradingReport) -> tuple[str | None, str | None]:
     """``(html, None)``, or ``(None, reason)`` when plotly or NautilusTrader could not build it."""
     try:
-        from nautilus_trader.analysis import GridLayout
         from nautilus_trader.analysis import TearsheetConfig
         from nautilus_trader.analysis import TearsheetCustomChart
         from nautilus_trader.analysis import TearsheetDrawdownChart
@@ -64,17 +63,38 @@ def tearsheet_html(engine: Any, report: TradingReport) -> tuple[str | None, str 
     days = {r["time_kst"][:10] for r in report.equity if r["time_kst"]}
     if len(days) >= DAILY_CHARTS_FROM_DAYS:
         charts += [TearsheetEquityChart(), TearsheetDrawdownChart(), TearsheetMonthlyReturnsChart()]
-    rows = (len(charts) + 1) // 2
-    # NautilusTrader's tables need about 700 px to show every statistic; charts about 500.
-    heights = [0.58 if rows == 2 else 0.4] + [(0.42 if rows == 2 else 0.6) / (rows - 1)] * (rows - 1)
-    layout = GridLayout(
-        rows=rows, cols=2, heights=heights, vertical_spacing=0.12 / rows, horizontal_spacing=0.1
+    config = TearsheetConfig(
+        charts=charts, layout=_layout(len(charts)), height=_height(len(charts)), title=TITLE
     )
-    config = TearsheetConfig(charts=charts, layout=layout, height=700 + 500 * (rows - 1), title=TITLE)
     try:
         return create_tearsheet(engine, output_path=None, config=config), None
     except Exception as exc:  # NautilusTrader's or plotly's code on an unusual run: one line, no traceback
         return None, f"NautilusTrader's tearsheet failed: {type(exc).__name__}: {exc}"
+
+
+# Pixel sizes of the grid: NautilusTrader's tables need about 560 px to show every statistic, a chart
+# about 460; 110 px between rows keep an axis title clear of the next row's titles.
+_TABLE_PX, _CHART_PX, _GAP_PX, _MARGIN_PX = 560, 460, 110, 200
+
+
+def _plot_px(charts: int) -> int:
+    rows = (charts + 1) // 2
+    return _TABLE_PX + (_CHART_PX + _GAP_PX) * (rows - 1)
+
+
+def _height(charts: int) -> int:
+    return _plot_px(charts) + _MARGIN_PX
+
+
+def _layout(charts: int) -> Any:
+    """Two columns; the first row (the tables) taller than the chart rows, in fixed pixels."""
+    from nautilus_trader.analysis import GridLayout
+
+    rows = (charts + 1) // 2
+    net = _TABLE_PX + _CHART_PX * (rows - 1)
+    heights = [_TABLE_PX / net] + [_CHART_PX / net] * (rows - 1)
+    spacing = _GAP_PX / _plot_px(charts) if rows > 1 else 0.0
+    return GridLayout(rows=rows, cols=2, heights=heights, vertical_spacing=spacing, horizontal_spacing=0.1)
 
 
 def _kst_iso(ts: int) -> str:

@@ -88,3 +88,11 @@ def trading_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) 
     from trading_helpers import run_round_trips
 
     return run_round_trips(sample_catalog, tmp_path_factory.mktemp("trading") / "report")
+
+
+@pytest.fixture(scope="session")
+def multi_day_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The same strategy over three synthetic KRX days (see trading_helpers.run_multi_day)."""
+    from trading_helpers import run_multi_day
+
+    return run_multi_day(tmp_path_factory.mktemp("days"))

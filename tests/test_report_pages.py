@@ -119,3 +119,17 @@ def test_auction_chart_switches_auction_from_its_dropdown(browser, trading_run, 
     assert len(page.evaluate(MARKS_JS, PRINT_COLOR)) == 1  # its closing print
     assert figures(page)[0]["clipped"] == []
     assert opened.errors == [] and opened.external == []
+
+
+def test_multi_day_tearsheet_adds_nautilus_daily_return_charts(browser, multi_day_run, tmp_path):
+    """From three KST days on, NautilusTrader's own equity, drawdown and monthly-returns charts too."""
+    opened = open_page(browser, multi_day_run.report_dir / "tearsheet.html")
+    opened.page.screenshot(path=tmp_path / "tearsheet-days.png", full_page=True)
+
+    (figure,) = figures(opened.page)
+
+    assert opened.errors == [] and opened.external == []
+    texts = " | ".join(figure["texts"])
+    for title in ("Performance Statistics", "Realised PnL per contract", "Equity Curve", "Drawdown"):
+        assert title in texts
+    assert figure["traces"] >= 6 and figure["clipped"] == []

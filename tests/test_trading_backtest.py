@@ -209,3 +209,40 @@ def test_cli_backtest_with_a_trading_strategy_prints_the_trading_section(sample_
     assert "Trading (venue KRX): 2 orders (2 filled), 2 fills, 1 positions (0 open at the end)" in out
     assert "Realised PnL: " in out and "  A11612.KRX     2 fills" in out
     assert (report / "fills.csv").is_file() and (report / "tearsheet.html").is_file()
+
+
+def test_multi_day_run_counts_realised_pnl_per_kst_day(multi_day_run):
+    """
+    Three days: a PnL row per day and contract, each its own fills' arithmetic (a market order may
+    fill in parts across book levels), and a summary line per day.
+    """
+    from trading_helpers import DAYS
+
+    from kis_adapter.krx import kst_date
+    from kis_adapter.trading_report import day_totals
+
+    trading = multi_day_run.trading
+    text = format_summary(multi_day_run)
+
+    assert sorted({(r["date_kst"], r["instrument_id"]) for r in trading.pnl}) == sorted(
+        (day, c) for day in DAYS for c in CONTRACTS
+    )
+    for row in trading.pnl:
+        fills = [
+            f
+            for f in trading.fills
+            if f["instrument_id"] == row["instrument_id"]
+            and kst_date(f["ts_event"]).isoformat() == row["date_kst"]
+        ]
+        sells = sum(f["notional"] for f in fills if f["side"] == "SELL")
+        buys = sum(f["notional"] for f in fills if f["side"] == "BUY")
+        assert row["realized_pnl"] == pytest.approx(
+            sells - buys - sum(f["commission"] for f in fills), abs=0.5
+        )
+    days = day_totals(trading.pnl)
+    assert [d["date_kst"] for d in days] == list(DAYS)
+    assert sum(d["realized_pnl"] for d in days) == pytest.approx(trading.realized_pnl)
+    assert trading.ending_balance - trading.starting_balance == pytest.approx(trading.realized_pnl, abs=0.5)
+    for day in days:
+        assert f"  {day['date_kst']}  {day['fills']:>4} fills  {day['realized_pnl']:,.0f} KRW" in text
+    assert len(trading.prints) == 3 * 20

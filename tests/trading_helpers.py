@@ -42,3 +42,29 @@ def with_commission(config, per_contract: float = COMMISSION_PER_CONTRACT):
 def run_round_trips(catalog: Path, report_dir: Path) -> BacktestOutcome:
     config = with_commission(build_run_config(catalog, [round_trip_strategy()]))
     return run_backtest(config, report_dir)
+
+
+DAYS = ("2026-11-25", "2026-11-26", "2026-11-27")  # Wednesday to Friday: three KRX sessions
+
+
+def run_multi_day(directory: Path) -> BacktestOutcome:
+    """Three synthetic days made by scripts/make_sample.py (each with its master), converted, traded."""
+    import subprocess
+    import sys
+
+    from kis_adapter.catalog import convert_captures
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_sample.py"
+    captures = []
+    for n, day in enumerate(DAYS):
+        out = directory / f"kis-{day.replace('-', '')}-sample.jsonl.gz"
+        subprocess.run(
+            [sys.executable, str(script), "--seed", str(7 + n), "--date", day, "--out", str(out)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        captures.append(out)
+    catalog = directory / "catalog"
+    convert_captures(captures, catalog)
+    return run_round_trips(catalog, directory / "report")
