@@ -512,7 +512,7 @@ def decision_rows(decisions: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def write_report(outcome: BacktestOutcome, directory: Path, *, chart: bool = True) -> list[Path]:
-    """Write events.csv, one table per strategy summary, decisions.csv, chart.png and the trading files."""
+    """Write events.csv, one table per strategy summary, decisions.csv and chart.png."""
     files = [write_csv(event_rows(outcome.events), directory / "events.csv")]
     for i, (strategy_id, rows) in enumerate(outcome.summaries.items()):
         stem = "auctions" if i == 0 else f"auctions-{strategy_id}"
