@@ -9,7 +9,7 @@ interactive chart marks. The observer keeps both, from market time only (each tr
 - an equity sample (balance, ``Portfolio.equity``) at the first trade of every KST minute with
   trades, at every account state (each fill) and at the end of the run;
 - each auction print: the instrument's first `TradeTick` at or after the end of a single-price
-  call of its KST day (DESIGN.md's definition), from the KRX calendar of `kis_adapter.krx`; a
+  call of its KST day (the definition of the venue contract), from the KRX calendar of `kis_adapter.krx`; a
   first trade more than 10 minutes after the call's end is no print (the data began later).
 """
 
