@@ -61,6 +61,12 @@ from kis_adapter.report import format_table
 from kis_adapter.report import kst_clock
 from kis_adapter.report import write_csv
 from kis_adapter.report import write_table
+from kis_adapter.trading_collect import collect_trading
+from kis_adapter.trading_collect import observer_actors
+from kis_adapter.trading_files import page_lines
+from kis_adapter.trading_files import write_trading_files
+from kis_adapter.trading_report import TradingReport
+from kis_adapter.trading_report import format_trading
 from kis_adapter.types import KISExpectedFill
 
 KIS_DATA_CLS: Final = "kis_adapter.types:KISExpectedFill"
@@ -510,6 +516,7 @@ class BacktestOutcome:
     elapsed_secs: float
     report_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
+    trading: TradingReport | None = None  # None: the run had no venue KRX
 
     @property
     def total_events(self) -> int:
@@ -543,7 +550,8 @@ def run_backtest(
         },
     )
     engine_config = config.engine or BacktestEngineConfig()
-    engine_config = msgspec.structs.replace(engine_config, actors=[*(engine_config.actors or []), counter])
+    actors = [*(engine_config.actors or []), counter, *observer_actors(config)]
+    engine_config = msgspec.structs.replace(engine_config, actors=actors)
     config = msgspec.structs.replace(
         config, engine=engine_config, dispose_on_completion=False, raise_exception=True
     )
@@ -571,6 +579,7 @@ def run_backtest(
             decisions=[d for s in strategies for d in getattr(s, "decisions", None) or []],
             points=counters[-1].points if counters else {},
             elapsed_secs=elapsed,
+            trading=collect_trading(engine, tearsheet=report_dir is not None),
         )
     finally:
         node.dispose()
@@ -669,6 +678,7 @@ def write_report(outcome: BacktestOutcome, directory: Path, *, chart: bool = Tru
             if hasattr(d, "side") and hasattr(d, "final_price")
         ]
         files.append(draw_auction_chart(outcome.points, markers, directory / CHART_FILE))
+    files += write_trading_files(outcome.trading, outcome.points if chart else {}, directory)
     summary = directory / "summary.txt"
     files.append(summary)
     outcome.report_dir = directory
@@ -728,8 +738,10 @@ def format_summary(outcome: BacktestOutcome) -> str:
         sides = Counter(str(r.get("side")) for r in rows)
         tally = ", ".join(f"{k} {v}" for k, v in sorted(sides.items()))
         parts += ["", f"Decisions: {len(rows)} ({tally})", format_table(rows, columns)]
+    parts += ["", format_trading(outcome.trading)]
     if outcome.report_dir is not None:
         parts += ["", f"Report: {outcome.report_dir}"]
         if outcome.chart is not None:
             parts.append(f"Chart: {outcome.chart}")
+        parts += page_lines(outcome.files, outcome.trading)
     return "\n".join(parts)

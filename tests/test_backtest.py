@@ -141,6 +141,7 @@ def test_run_backtest_delivers_every_record_and_writes_the_report(catalog, tmp_p
     assert names == [
         "auctions.csv",
         "auctions.txt",
+        "chart.html",
         "chart.png",
         "decisions.csv",
         "events.csv",
