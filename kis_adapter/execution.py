@@ -56,6 +56,8 @@ from kis_adapter.auction import DEFAULT_COMMISSION_RATE
 from kis_adapter.auction import KRXAuctionModule
 from kis_adapter.auction import KRXAuctionModuleConfig
 from kis_adapter.constants import KRX_VENUE_NAME
+from kis_adapter.trading_report import TradingReport
+from kis_adapter.trading_report import format_trading
 
 # Message-bus priority (higher runs first): the exchange takes a datum before the auction module's
 # own expected-fill subscription (100) and the strategies (0).
@@ -253,31 +255,17 @@ def enable_lockstep(kernel) -> list[KRXPaperExecutionClient]:
     return clients
 
 
-def paper_summary(cache) -> str:
-    """What paper trading did, for the console at stop: fills, realised PnL, open positions."""
-    positions = cache.positions()
-    fills = sum(len(position.events) for position in positions)
-    lines = [f"Paper trading on {KRX_VENUE_NAME}: {fills} fill(s), {len(positions)} position(s)"]
-    total = 0.0
-    commissions = 0.0
-    for position in sorted(positions, key=lambda p: (str(p.instrument_id), p.ts_opened)):
-        realized = position.realized_pnl.as_double() if position.realized_pnl is not None else 0.0
-        paid = sum(money.as_double() for money in position.commissions())
-        total += realized
-        commissions += paid
-        side = "LONG" if position.entry.name == "BUY" else "SHORT"
-        state = "open" if position.is_open else f"closed at {position.avg_px_close:,.0f}"
-        lines.append(
-            f"  {position.instrument_id}  {side:<5} {position.peak_qty.as_double():,.0f} from "
-            f"{position.avg_px_open:,.0f}, {state}: realised {realized:,.0f} KRW (commissions {paid:,.0f})"
-        )
-    lines.append(f"Realised PnL: {total:,.0f} KRW (after {commissions:,.0f} KRW of commissions)")
-    still_open = [p for p in positions if p.is_open]
+def paper_summary(report: TradingReport | None, cache) -> str:
+    """What paper trading did, for the console at stop: the trading section and what is still open."""
+    lines = [f"Paper trading on {KRX_VENUE_NAME} (simulated fills: nothing was sent to KIS)"]
+    lines.append(format_trading(report))
+    still_open = [p for p in cache.positions() if p.is_open]
     if still_open:
         listed = ", ".join(
-            f"{p.side.name} {p.quantity.as_double():,.0f} {p.instrument_id}" for p in still_open
+            f"{p.side.name} {p.quantity.as_double():,.0f} {p.instrument_id} from {p.avg_px_open:,.0f}"
+            for p in sorted(still_open, key=lambda p: str(p.instrument_id))
         )
-        lines.append(f"Open at stop: {listed} (simulated; nothing was sent to KIS)")
+        lines.append(f"Open at stop: {listed}")
     else:
         lines.append("Open at stop: none")
     return "\n".join(lines)

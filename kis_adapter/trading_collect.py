@@ -31,11 +31,14 @@ def observer_actors(config: BacktestRunConfig) -> list[ImportableActorConfig]:
     """The `TradingObserver` for a run with the venue ``KRX``; none for a run without it."""
     if not any(str(v.name) == KRX_VENUE_NAME for v in config.venues or []):
         return []
-    return [
-        ImportableActorConfig(
-            actor_path=_OBSERVER, config_path=_OBSERVER_CONFIG, config={"venue": KRX_VENUE_NAME}
-        )
-    ]
+    return [observer_actor()]
+
+
+def observer_actor() -> ImportableActorConfig:
+    """The `TradingObserver` of the venue ``KRX`` (backtests, and paper trading under ``live``)."""
+    return ImportableActorConfig(
+        actor_path=_OBSERVER, config_path=_OBSERVER_CONFIG, config={"venue": KRX_VENUE_NAME}
+    )
 
 
 def collect_trading(engine: Any, *, tearsheet: bool = False) -> TradingReport | None:
@@ -51,23 +54,27 @@ def collect_trading(engine: Any, *, tearsheet: bool = False) -> TradingReport | 
         raise KISError(f"cannot build the trading report: {type(exc).__name__}: {exc}") from exc
 
 
+def collect_paper(kernel: Any) -> TradingReport | None:
+    """
+    The `TradingReport` of a paper-trading `TradingNode` (its kernel, before `dispose()`), built
+    as a backtest's is, or None when the node has no paper venue ``KRX``.
+    """
+    from kis_adapter.execution import KRXPaperExecutionClient
+
+    clients = kernel.exec_engine._clients.values()  # read-only: which clients the node built
+    if not any(isinstance(client, KRXPaperExecutionClient) for client in clients):
+        return None
+    try:
+        return _report(kernel.trader, kernel.cache)
+    except Exception as exc:
+        raise KISError(f"cannot build the paper-trading report: {type(exc).__name__}: {exc}") from exc
+
+
 def _collect(engine: Any, tearsheet: bool) -> TradingReport | None:
     venue = Venue(KRX_VENUE_NAME)
     if venue not in engine.list_venues():
         return None
-    trader = engine.trader
-    observers = [a for a in trader.actors() if isinstance(a, TradingObserver)]
-    observer = observers[-1] if observers else None
-    report = build_trading_report(
-        KRX_VENUE_NAME,
-        fills=records(trader.generate_fills_report()),
-        positions=records(trader.generate_positions_report()),
-        account=records(trader.generate_account_report(venue)),
-        order_statuses=[order.status_string() for order in engine.cache.orders()],
-        multipliers={str(i.id): i.multiplier.as_double() for i in engine.cache.instruments(venue)},
-        samples=observer.samples if observer else (),
-        prints=observer.prints if observer else (),
-    )
+    report = _report(engine.trader, engine.cache)
     if tearsheet:
         if report.fills:
             from kis_adapter.tearsheet import tearsheet_html
@@ -76,3 +83,19 @@ def _collect(engine: Any, tearsheet: bool) -> TradingReport | None:
         else:
             report.tearsheet_problem = "no fills"
     return report
+
+
+def _report(trader: Any, cache: Any) -> TradingReport:
+    venue = Venue(KRX_VENUE_NAME)
+    observers = [a for a in trader.actors() if isinstance(a, TradingObserver)]
+    observer = observers[-1] if observers else None
+    return build_trading_report(
+        KRX_VENUE_NAME,
+        fills=records(trader.generate_fills_report()),
+        positions=records(trader.generate_positions_report()),
+        account=records(trader.generate_account_report(venue)),
+        order_statuses=[order.status_string() for order in cache.orders()],
+        multipliers={str(i.id): i.multiplier.as_double() for i in cache.instruments(venue)},
+        samples=observer.samples if observer else (),
+        prints=observer.prints if observer else (),
+    )

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT: Final = 21000
 DEFAULT_RESUME_WINDOW_SECS: Final = 60.0
+DEFAULT_START_AFTER_QUIET_SECS: Final = 1.0
 DEFAULT_PINGPONG_MAX_MISSED: Final = 3
 _SHOWN_CODES: Final = 10
 
@@ -76,6 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="session",
         help="session: each app key's session replays from its own first subscription; shared: one "
         "replay from the first subscription of any client (default: session)",
+    )
+    parser.add_argument(
+        "--start-after-quiet",
+        type=float,
+        default=DEFAULT_START_AFTER_QUIET_SECS,
+        metavar="S",
+        help="start a session's replay S seconds after its last registration, so a client that "
+        "registers its codes paced gets every code from the capture's start, even at --speed 0; "
+        f"0 starts at the first registration (default: {DEFAULT_START_AFTER_QUIET_SECS:g})",
     )
     parser.add_argument(
         "--resume-window",
@@ -150,6 +160,8 @@ def simulator_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--pingpong-max-missed must be >= 0")
     if args.resume_window < 0:
         raise ConfigError("--resume-window must be >= 0")
+    if args.start_after_quiet < 0:
+        raise ConfigError("--start-after-quiet must be >= 0")
     rest_port = args.rest_port
     if rest_port is None:
         rest_port = args.port + 1 if args.port else 0
@@ -169,6 +181,7 @@ def simulator_options(args: argparse.Namespace) -> dict[str, Any]:
         "loop": args.loop,
         "timeline": args.timeline,
         "resume_window_secs": args.resume_window,
+        "start_after_quiet_secs": args.start_after_quiet,
         "sticky_registrations": args.sticky_registrations,
         "accept_any_code": args.any_code,
         "master": master,
@@ -229,6 +242,8 @@ async def _serve(simulator: KISSimulator, args: argparse.Namespace) -> None:
 
 def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str]:
     """What a user needs to point a client at the simulator and know how it will behave."""
+    from kis_adapter.simulator.replay import recorded_days
+
     sim = simulator
     by_tr = Counter(frame.tr_id for frame in sim.frames)
     trs = ", ".join(f"{tr} {n:,}" for tr, n in sorted(by_tr.items())) or "none"
@@ -241,10 +256,25 @@ def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str
     else:
         code_rule = f"{len(sim.known_codes):,} known codes, others get OPSP8992"
     master = f"{args.master}" if args.master is not None else "made from the captures' codes"
+    quiet = (
+        f", once registrations pause for {sim.start_after_quiet_secs:g}s"
+        if sim.start_after_quiet_secs > 0
+        else ""
+    )
     if sim.timeline_mode == "session":
-        timeline = "session (each app key replays from its own first subscription)"
+        timeline = f"session (each app key replays from its own first subscription{quiet})"
     else:
-        timeline = "shared (one replay from the first subscription of any client)"
+        timeline = f"shared (one replay from the first subscription of any client{quiet})"
+    days = recorded_days(sim.frames)
+    if len(days) == 1:
+        recorded = (
+            f"Recorded on {days[0]} (KST); to trade the replay as that day (its calendar, its contracts, "
+            f"as a backtest of it would): kis-adapter live --config FILE --session-date {days[0]}"
+        )
+    elif days:
+        recorded = f"Recorded on {len(days)} days, {days[0]} to {days[-1]} (KST)"
+    else:
+        recorded = "Recorded on: no data frames"
     keys = "any non-empty app key and secret"
     if args.credentials_file is not None:
         keys = f"exactly the {len(sim.rest.credentials or {})} app key(s) of {args.credentials_file}"
@@ -272,6 +302,7 @@ def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str
         f"KIS_MASTER_URL={sim.master_url}",
         f"Replaying {len(sim.frames):,} data frames (TRs: {trs}) at speed {sim.speed:g}"
         f"{', looping' if sim.loop else ''}",
+        recorded,
         f"Codes ({len(codes)}): {shown or 'none'}; {code_rule}",
         f"Master: {len(sim.master_codes):,} contracts, {master}",
         f"Timeline: {timeline}; {resume}",
