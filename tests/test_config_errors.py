@@ -219,3 +219,32 @@ def test_backtest_ignores_kis_environment_values(
     assert main(["backtest", "--catalog", str(catalog / "missing"), "--no-chart"]) == 2
     line = _one_error_line(capsys)
     assert "catalog" in line and "KIS_" not in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--session-date", "2026-13-01"],
+            "--session-date: session_date: expected YYYY-MM-DD, got '2026-13-01'",
+        ),
+        (["--session-date", "20261124"], "expected YYYY-MM-DD, got '20261124'"),
+        (["--report", "summary.txt/report"], "cannot create report directory summary.txt/report"),
+    ],
+)
+def test_live_with_bad_paper_options_is_one_line_exit_2(
+    env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    """A bad --session-date or an unusable --report is refused before the node is built."""
+    (env / "summary.txt").write_text("a file, not a folder")
+    assert main(["live", "--config", str(ROOT / "config" / "paper.json"), *argv]) == 2
+    assert expected in _one_error_line(capsys)
+
+
+def test_live_session_date_without_a_kis_client_is_one_line_exit_2(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = env / "no-kis.json"
+    path.write_text(json.dumps({"trader_id": "T-001"}))
+    assert main(["live", "--config", str(path), "--session-date", "2026-11-24"]) == 2
+    assert "--session-date: the config has no KIS data client" in _one_error_line(capsys)
