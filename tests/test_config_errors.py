@@ -98,7 +98,7 @@ def catalog(tmp_path: Path) -> Path:
 
 
 def _backtest_cases(catalog: Path) -> dict[str, tuple[str | dict, str]]:
-    good = _edited(BACKTEST, lambda c: c["data"][0].update(catalog_path=str(catalog)))
+    good = _edited(BACKTEST, lambda c: [d.update(catalog_path=str(catalog)) for d in c["data"]])
     return {
         "malformed": ("{bad json", "JSON is malformed"),
         "wrong_type": (_edited(good, lambda c: c.update(engine="fast")), "$.engine"),
@@ -132,10 +132,10 @@ BACKTEST_CASES = [
 
 @pytest.mark.parametrize("case", BACKTEST_CASES)
 def test_backtest_with_invalid_config_file_is_one_line_exit_2(
-    case: str, env: Path, catalog: Path, capsys: pytest.CaptureFixture[str]
+    case: str, env: Path, sample_catalog: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """BacktestRunConfig JSON: malformed, wrong type, unknown key, bad paths, bad strategy values → exit 2."""
-    content, field = _backtest_cases(catalog)[case]
+    content, field = _backtest_cases(sample_catalog)[case]
     path = env / ("nope.json" if case == "missing_file" else "backtest.json")
     if case != "missing_file":
         path.write_text(content if isinstance(content, str) else json.dumps(content))
