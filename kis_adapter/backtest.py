@@ -61,6 +61,8 @@ from kis_adapter.report import format_table
 from kis_adapter.report import kst_clock
 from kis_adapter.report import write_csv
 from kis_adapter.report import write_table
+from kis_adapter.strategy_guard import HandlerErrors
+from kis_adapter.strategy_guard import guard_strategies
 from kis_adapter.trading_collect import collect_trading
 from kis_adapter.trading_collect import observer_actors
 from kis_adapter.trading_files import page_lines
@@ -517,6 +519,7 @@ class BacktestOutcome:
     report_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     trading: TradingReport | None = None  # None: the run had no venue KRX
+    strategy_errors: HandlerErrors = field(default_factory=HandlerErrors)
 
     @property
     def total_events(self) -> int:
@@ -560,6 +563,9 @@ def run_backtest(
     node = BacktestNode(configs=[config])
     try:
         try:
+            node.build()
+            built = node.get_engine(config.id)
+            errors = guard_strategies(built.trader.strategies() if built is not None else ())
             node.run()
         except KISError:
             raise
@@ -580,6 +586,7 @@ def run_backtest(
             points=counters[-1].points if counters else {},
             elapsed_secs=elapsed,
             trading=collect_trading(engine, tearsheet=report_dir is not None),
+            strategy_errors=errors,
         )
     finally:
         node.dispose()
@@ -739,6 +746,8 @@ def format_summary(outcome: BacktestOutcome) -> str:
         tally = ", ".join(f"{k} {v}" for k, v in sorted(sides.items()))
         parts += ["", f"Decisions: {len(rows)} ({tally})", format_table(rows, columns)]
     parts += ["", format_trading(outcome.trading)]
+    if outcome.strategy_errors.total:
+        parts += ["", outcome.strategy_errors.summary()]
     if outcome.report_dir is not None:
         parts += ["", f"Report: {outcome.report_dir}"]
         if outcome.chart is not None:

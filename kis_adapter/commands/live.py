@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.execution import enable_lockstep
     from kis_adapter.execution import paper_summary
     from kis_adapter.settings import load_settings
+    from kis_adapter.strategy_guard import guard_strategies
     from kis_adapter.trading_collect import collect_paper
     from kis_adapter.trading_collect import observer_actor
 
@@ -202,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         node.build()
     except (ValueError, TypeError, ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot build the node from {args.config}: {exc}") from None
+    errors = guard_strategies(node.trader.strategies())  # a bug in on_order_filled stops nothing
     paper = enable_lockstep(node.kernel)  # paper trading fills as the backtest of the same data would
     guard = StopGuard(node, grace_secs=config.timeout_disconnection + config.timeout_post_stop + 5.0)
     try:
@@ -214,9 +216,13 @@ def run(args: argparse.Namespace) -> int:
         if paper:
             trading = collect_paper(node.kernel)
             summary = paper_summary(trading, node.kernel.cache)
+            if errors.total:
+                summary += "\n" + errors.summary()
             print(summary, flush=True)
             if report_dir is not None:
                 _write_paper_report(report_dir, summary, trading)
+        elif errors.total:
+            print(errors.summary(), flush=True)
         node.dispose()
     for client in clients:
         if client.fatal_error is not None:
