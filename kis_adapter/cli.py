@@ -18,7 +18,7 @@ from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
 
 COMMANDS: dict[str, str] = {
-    "record": "Connect to KIS, register the TRs (--tr) for the codes, write captures (or --schedule every day)",
+    "record": "Connect to KIS, register the TRs (--tr) for the codes, write captures (--schedule: every day)",
     "convert": "Decode captures into a ParquetDataCatalog: the three feeds and the instruments",
     "backtest": "Run a BacktestNode over a catalog (with the auction venue KRX when it can trade) and report",
     "live": "Run a TradingNode declared in a config file (live strategies, paper trading)",

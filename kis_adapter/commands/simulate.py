@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
 
+from kis_adapter.commands.common import port_number
 from kis_adapter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,14 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.jsonl or .jsonl.gz)")
     parser.add_argument(
         "--port",
-        type=_port,
+        type=port_number,
         default=DEFAULT_PORT,
         metavar="P",
         help=f"WebSocket port on 127.0.0.1 (default: {DEFAULT_PORT}; 0 picks a free one)",
     )
     parser.add_argument(
         "--rest-port",
-        type=_port,
+        type=port_number,
         metavar="P",
         help="REST port: approval, token, master (default: --port + 1, or a free one when --port is 0)",
     )
@@ -324,16 +325,6 @@ def summary_line(simulator: KISSimulator) -> str:
         f"{s.frames_sent:,} frames sent, {s.frames_missed:,} missed (due while nobody subscribed, or while "
         f"a session was disconnected); {s.pingpongs_sent} PINGPONGs, {s.pongs_received} answered"
     )
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {value}")
-    return value
 
 
 def _fault(text: str) -> ScheduledFault:
