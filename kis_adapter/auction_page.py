@@ -93,7 +93,7 @@ def _title(auction: Auction) -> str:
     if auction.print_ is not None:
         facts.append(f"print {format_cell(auction.print_.price, 0)} × {format_cell(auction.print_.size, 0)}")
     if auction.fills:
-        facts.append(f"{len(auction.fills)} fills")
+        facts.append(f"{len(auction.fills)} fill{'' if len(auction.fills) == 1 else 's'}")
     return f"<b>{auction.label}</b> ({len(series.ts)} updates)<br><sub>{', '.join(facts)}</sub>"
 
 

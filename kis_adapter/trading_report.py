@@ -437,13 +437,13 @@ def format_trading(report: TradingReport | None) -> str:
     for row in contracts:
         pnl = krw(row["realized_pnl"])
         lines.append(
-            f"  {row['instrument_id']:<{width}}  {row['fills']:>4} fills  {pnl:>{pnl_width}}"
+            f"  {row['instrument_id']:<{width}}  {_fills(row['fills'])}  {pnl:>{pnl_width}}"
             f"  (commissions {krw(row['commissions'])})"
         )
     days = day_totals(report.pnl)
     if len(days) > 1:
         for row in days:
-            lines.append(f"  {row['date_kst']}  {row['fills']:>4} fills  {krw(row['realized_pnl'])}")
+            lines.append(f"  {row['date_kst']}  {_fills(row['fills'])}  {krw(row['realized_pnl'])}")
     if abs(report.positions_pnl - report.realized_pnl) >= 1.0:
         lines.append(
             f"Note: the positions' realised PnL adds up to {krw(report.positions_pnl)}, "
@@ -457,6 +457,11 @@ def format_trading(report: TradingReport | None) -> str:
             f"Unrealised PnL at the end: {krw(last['unrealized_pnl'])} (equity {krw(last['equity'])})"
         )
     return "\n".join(lines)
+
+
+def _fills(n: int) -> str:
+    """``"   2 fills"`` / ``"   1 fill "``: aligned in a column either way."""
+    return f"{n:>4} fills" if n != 1 else f"{n:>4} fill "
 
 
 def clear_trading_tables(directory: Path) -> None:

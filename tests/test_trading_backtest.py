@@ -244,5 +244,6 @@ def test_multi_day_run_counts_realised_pnl_per_kst_day(multi_day_run):
     assert sum(d["realized_pnl"] for d in days) == pytest.approx(trading.realized_pnl)
     assert trading.ending_balance - trading.starting_balance == pytest.approx(trading.realized_pnl, abs=0.5)
     for day in days:
-        assert f"  {day['date_kst']}  {day['fills']:>4} fills  {day['realized_pnl']:,.0f} KRW" in text
+        fills = f"{day['fills']:>4} fill{'s' if day['fills'] != 1 else ' '}"
+        assert f"  {day['date_kst']}  {fills}  {day['realized_pnl']:,.0f} KRW" in text
     assert len(trading.prints) == 3 * 20
