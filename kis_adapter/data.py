@@ -289,11 +289,24 @@ class KISDataClient(LiveMarketDataClient):
     def _handle_session_event(self, event: SessionEvent) -> None:
         if event.kind == "open":
             self._lag.new_connection()
+            self._date_replay()
         detail = self._redactor(" ".join(f"{key}={value}" for key, value in event.detail.items()))
         if event.kind in ("error", "refused", "unsolicited", "fatal"):
             self._log.warning(f"Session {event.kind}: {detail}")
         else:
             self._log.info(f"Session {event.kind}: {detail}")
+
+    def _date_replay(self) -> None:
+        """A server replaying one recorded day says which (the simulator): date records that day."""
+        replay_date = getattr(self._session, "replay_date", None)
+        decoder = self._parser.decoder
+        if self._config.session_date or replay_date is None or decoder.session_date == replay_date:
+            return
+        decoder.session_date = replay_date
+        self._log.info(
+            f"The server replays {replay_date} (KST): records are dated that day, as in a backtest of the "
+            "capture (session_date overrides)"
+        )
 
     async def _log_stats(self) -> None:
         interval = self._config.stats_interval_secs

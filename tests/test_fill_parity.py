@@ -3,10 +3,12 @@ Fill parity (issue: trade on the auctions): the bundled capture played (a) throu
 the paper-trading node of ``config/paper.json`` and (b) as a backtest of its catalog gives the same
 fills (instrument, side, quantity, price, commission, in order) and the same realised PnL.
 
-Both sides run as a user runs them: ``kis-adapter convert`` + ``kis-adapter backtest --report`` and
-``kis-adapter live --config … --session-date … --report``. The replay is dated the capture's own day
-(``--session-date``) and the paper venue keeps the market's time, so the test means the same on
-any date: the sample's December contracts are not expired for the venue whatever today is.
+Both sides run as a user runs them, as DESIGN.md states the contract: ``kis-adapter convert`` +
+``kis-adapter backtest --report`` and ``kis-adapter live --config config/paper.json --report``. The
+simulator tells the client which day it replays (the approval reply's ``replay_date``), the client
+dates the records that day, and the paper venue keeps the market's time, so the test means the same
+on any date: the sample's December contracts are not expired for the venue whatever today is.
+``--session-date`` (the explicit override) is checked on its own.
 """
 
 from __future__ import annotations

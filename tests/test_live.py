@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -16,10 +17,12 @@ from live_helpers import replay_when_subscribed
 from live_helpers import write_node_config
 from sim_helpers import APP_KEY
 from sim_helpers import APP_SECRET
+from sim_helpers import START_TS
 from sim_helpers import make_frames
 from sim_helpers import simulator_thread
 
 from kis_adapter.cli import main
+from kis_adapter.krx import kst_date
 from kis_adapter.parsing import MessageParser
 from kis_adapter.protocol import parse_subscription
 from kis_adapter.types import KISExpectedFill
@@ -38,9 +41,12 @@ def read_received(path: Path) -> list[KISExpectedFill]:
     return [KISExpectedFill.from_dict(json.loads(line)) for line in path.read_text().splitlines()]
 
 
-def expected_from(sent_frames: list[str], received: list[KISExpectedFill]) -> list[KISExpectedFill]:
-    """Decode what the server sent, dating each record by the receive time the client stamped."""
-    parser = MessageParser()
+def expected_from(
+    sent_frames: list[str], received: list[KISExpectedFill], session_date: dt.date | None = None
+) -> list[KISExpectedFill]:
+    """Decode what the server sent, as the client does: on `session_date` (the day the simulator says it
+    replays) or by the receive time the client stamped."""
+    parser = MessageParser(session_date=session_date)
     expected: list[KISExpectedFill] = []
     for frame in sent_frames:
         ts_init = received[len(expected)].ts_init if len(expected) < len(received) else 0
@@ -68,7 +74,8 @@ def test_live_node_with_config_file_delivers_every_record_in_order(credentials, 
     assert code == 0
     received = read_received(out)
     assert len(received) == total_records
-    assert received == expected_from(sent, received)
+    assert received == expected_from(sent, received, kst_date(START_TS))  # the replay's own day
+    assert {kst_date(obj.ts_event) for obj in received} == {kst_date(START_TS)}
     assert [obj.ts_init for obj in received] == sorted(obj.ts_init for obj in received)
     assert {str(obj.instrument_id) for obj in received} == {f"{c}.KRX" for c in CODES}
 

@@ -42,6 +42,7 @@ from kis_adapter.commands.simulate import simulator_options
 from kis_adapter.errors import CaptureError
 from kis_adapter.errors import ConfigError
 from kis_adapter.errors import FatalRefusal
+from kis_adapter.krx import kst_date
 from kis_adapter.master import MASTER_FILE_NAME
 from kis_adapter.master import MasterError
 from kis_adapter.master import build_master
@@ -966,3 +967,15 @@ def test_a_replay_that_waits_for_quiet_registrations_gives_paced_codes_everythin
             assert sim.stats.frames_missed == 0 and sim.stats.timelines_started == 1
 
     run_async(main())
+
+
+def test_approval_replies_name_the_day_a_one_day_replay_is_and_nothing_for_several_days() -> None:
+    """`replay_date` (an extra field other KIS clients ignore): the KST day of captures of one day."""
+    one_day = make_frames(count=3)
+    two_days = one_day + make_frames(count=3, start_ts=START_TS + 86_400 * 10**9)
+    with simulator_thread(one_day) as sim:
+        body = json.loads(_approve(sim.rest_url, _credentials())[1])
+    with simulator_thread(two_days) as sim2:
+        body2 = json.loads(_approve(sim2.rest_url, _credentials())[1])
+    assert body["replay_date"] == kst_date(START_TS).isoformat() and body["approval_key"]
+    assert "replay_date" not in body2 and body2["approval_key"]

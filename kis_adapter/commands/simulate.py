@@ -269,8 +269,8 @@ def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str
     days = recorded_days(sim.frames)
     if len(days) == 1:
         recorded = (
-            f"Recorded on {days[0]} (KST); to trade the replay as that day (its calendar, its contracts, "
-            f"as a backtest of it would): kis-adapter live --config FILE --session-date {days[0]}"
+            f"Recorded on {days[0]} (KST): told in approval replies (replay_date), so kis-adapter live "
+            "dates the replay that day, its calendar and contracts, as a backtest of it would"
         )
     elif days:
         recorded = f"Recorded on {len(days)} days, {days[0]} to {days[-1]} (KST)"

@@ -89,10 +89,21 @@ class Decoder:
     ) -> None:
         wanted = set(specs) if tr_ids is None else set(tr_ids) & set(specs)
         self._tr = {tr_id: specs[tr_id] for tr_id in wanted}
-        # KST noon of the day: every HHMMSS of the day is within half a day of it.
-        self._dating = kst_ns(session_date, 12 * 3600) if session_date is not None else 0
+        self._dating = 0
+        self.session_date = session_date
         self._counts = {f"{n:03d}": n for n in range(1, 1000)}  # the usual zero-padded counts
         self.stats = DecodeStats()
+
+    @property
+    def session_date(self) -> dt.date | None:
+        """The day records are dated on, or None: the KST date nearest each receive time."""
+        return self._session_date
+
+    @session_date.setter
+    def session_date(self, date: dt.date | None) -> None:
+        self._session_date = date
+        # KST noon of the day: every HHMMSS of the day is within half a day of it.
+        self._dating = kst_ns(date, 12 * 3600) if date is not None else 0
 
     def skip(self, reason: SkipReason, n: int = 1) -> None:
         self.stats.skipped[reason.value] += n

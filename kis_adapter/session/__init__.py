@@ -3,7 +3,9 @@ The live KIS WebSocket session (asyncio + websockets, no Nautilus): approval key
 PINGPONG, watchdog, reconnect with backoff. Every received message goes to a sink, raw.
 """
 
+from kis_adapter.session.approval import Approval
 from kis_adapter.session.approval import Credentials
+from kis_adapter.session.approval import request_approval
 from kis_adapter.session.approval import request_approval_key
 from kis_adapter.session.backoff import backoff_delays
 from kis_adapter.session.notify import Notifier
@@ -15,6 +17,7 @@ from kis_adapter.session.session import Sink
 from kis_adapter.session.subscriptions import SubscriptionBook
 
 __all__ = [
+    "Approval",
     "Credentials",
     "KISSession",
     "Notifier",
@@ -24,5 +27,6 @@ __all__ = [
     "Sink",
     "SubscriptionBook",
     "backoff_delays",
+    "request_approval",
     "request_approval_key",
 ]

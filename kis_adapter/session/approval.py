@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import http.client
 import json
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from typing import Final
 
@@ -80,6 +82,20 @@ def approval_url(rest_url: str) -> str:
     return rest_url.rstrip("/") + APPROVAL_PATH
 
 
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """
+    A granted approval: the key, and `replay_date` when the server is a replay of one recorded KST
+    day that says so (``kis-adapter simulate`` adds ``"replay_date": "YYYY-MM-DD"``; KIS never does).
+    """
+
+    key: str
+    replay_date: dt.date | None = None
+
+    def __repr__(self) -> str:
+        return f"Approval(key=***, replay_date={self.replay_date})"
+
+
 async def request_approval_key(
     rest_url: str, credentials: Credentials, timeout_secs: float, redact: Redact | None = None
 ) -> str:
@@ -90,6 +106,13 @@ async def request_approval_key(
     put in an exception. Cancelling the await returns at once; the thread ends by itself within
     `timeout_secs`.
     """
+    return (await request_approval(rest_url, credentials, timeout_secs, redact)).key
+
+
+async def request_approval(
+    rest_url: str, credentials: Credentials, timeout_secs: float, redact: Redact | None = None
+) -> Approval:
+    """`request_approval_key`, with what else the reply says (`Approval`)."""
     if redact is None:
         redact = Redactor([credentials.app_key, credentials.app_secret])
     body = json.dumps(
@@ -101,7 +124,21 @@ async def request_approval_key(
     ).encode("utf-8")
     url = approval_url(rest_url)
     status, reply = await _in_daemon_thread(lambda: _post(url, body, timeout_secs, redact))
-    return interpret_approval_reply(status, reply, redact)
+    return Approval(interpret_approval_reply(status, reply, redact), replay_date_of(reply))
+
+
+def replay_date_of(reply: bytes) -> dt.date | None:
+    """The ``replay_date`` of an approval reply (pure): a ``YYYY-MM-DD`` string, else None."""
+    try:
+        value = json.loads(reply.decode("utf-8")).get("replay_date")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _post(url: str, body: bytes, timeout_secs: float, redact: Redact) -> tuple[int, bytes]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 import time
@@ -42,7 +43,7 @@ from kis_adapter.errors import KISError
 from kis_adapter.errors import SessionError
 from kis_adapter.redaction import Redactor
 from kis_adapter.session.approval import Credentials
-from kis_adapter.session.approval import request_approval_key
+from kis_adapter.session.approval import request_approval
 from kis_adapter.session.backoff import backoff_delays
 from kis_adapter.session.notify import Notifier
 from kis_adapter.session.policy import DEFAULT_APPROVAL_ATTEMPTS
@@ -259,6 +260,7 @@ class KISSession:
         self._on_event = on_event
         self._log = logger or logging.getLogger(LOGGER_NAME)
         self.redactor = redactor if redactor is not None else Redactor()
+        self.replay_date: dt.date | None = None  # the day a replaying server says it replays (see Approval)
         self.redactor.add(credentials.app_key)
         self.redactor.add(credentials.app_secret)
         self._rng = rng
@@ -426,9 +428,11 @@ class KISSession:
     async def _request_approval(self) -> str:
         self.stats.approval_requests += 1
         self._log.info("Requesting a WebSocket approval key")
-        return await request_approval_key(
+        approval = await request_approval(
             self.config.rest_url, self._credentials, self.config.approval_timeout_secs, self.redactor
         )
+        self.replay_date = approval.replay_date
+        return approval.key
 
     async def _open(self) -> KISClientConnection:
         config = self.config

@@ -1,7 +1,8 @@
 """
 The simulator's REST port: what a KIS WebSocket client asks KIS's REST host for.
 
-* ``POST /oauth2/Approval`` (``appkey``, ``secretkey``) → ``{"approval_key": …}`` for the WebSocket;
+* ``POST /oauth2/Approval`` (``appkey``, ``secretkey``) → ``{"approval_key": …}`` for the WebSocket,
+  plus ``"replay_date"`` (the KST day of captures that hold one day) so our client dates the replay;
 * ``POST /oauth2/tokenP`` (``appkey``, ``appsecret``) → an access token in KIS's shape (the official
   sample asks for one first; the simulator has no use for it);
 * ``GET /common/master/fo_stk_code_mts.mst.zip`` → the stock-futures master, zipped as KIS publishes it.
@@ -54,8 +55,10 @@ class RestApi:
         master_zip: bytes,
         stats: SimulatorStats,
         notify: Callable[[], None],
+        replay_date: str | None = None,
     ) -> None:
         self.credentials = dict(credentials) if credentials is not None else None
+        self.replay_date = replay_date  # told in approval replies (our client dates the replay by it)
         self.master_zip = master_zip
         self.approval_keys: dict[str, str] = {}  # approval key -> app key
         self.issued_approval_keys: list[str] = []
@@ -123,7 +126,10 @@ class RestApi:
         self.approval_keys[approval_key] = body["appkey"]
         self.issued_approval_keys.append(approval_key)
         self._stats.approval_keys_issued += 1
-        await write_response(writer, 200, json_body({"approval_key": approval_key}))
+        reply = {"approval_key": approval_key}
+        if self.replay_date is not None:  # an extra field: KIS clients ignore what they do not know
+            reply["replay_date"] = self.replay_date
+        await write_response(writer, 200, json_body(reply))
 
     async def _token(self, body: Any, writer: asyncio.StreamWriter) -> None:
         error = self._credentials_error(body, "appsecret")

@@ -59,6 +59,7 @@ from kis_adapter.simulator.heartbeat import is_pingpong_answer
 from kis_adapter.simulator.replay import CaptureSource
 from kis_adapter.simulator.replay import ReplayFrame
 from kis_adapter.simulator.replay import load_frames
+from kis_adapter.simulator.replay import recorded_days
 from kis_adapter.simulator.rest import MASTER_PATH
 from kis_adapter.simulator.rest import RestApi
 from kis_adapter.simulator.stats import SimulatorStats
@@ -249,7 +250,15 @@ class KISSimulator:
         self.stats = SimulatorStats()
         self.connections: list[SimConnection] = []
         self._notifier = Notifier()
-        self.rest = RestApi(credentials, master_zip, self.stats, self._notifier.notify)
+        days = recorded_days(self.frames)
+        self.replay_date = days[0] if len(days) == 1 else None  # the day the replay is, when one
+        self.rest = RestApi(
+            credentials,
+            master_zip,
+            self.stats,
+            self._notifier.notify,
+            replay_date=self.replay_date.isoformat() if self.replay_date else None,
+        )
         self._port = port
         self._rest_port = rest_port
         self._active: set[SimConnection] = set()
