@@ -159,19 +159,25 @@ def check_catalog(location: CatalogLocation, *, write: bool) -> None:
         )
     fs = _probe_filesystem(location)
     try:
-        if location.protocol == "s3" and not fs.exists(location.bucket):
-            raise ConfigError(
-                f"bucket {location.bucket!r} does not exist at {endpoint_description()} "
-                f"(create it, or check --catalog {location})"
-            )
+        if location.protocol == "s3":
+            try:  # not exists(): s3fs answers False for every failure, an unreachable endpoint too
+                fs.ls(location.bucket, detail=False)
+            except FileNotFoundError:
+                raise ConfigError(
+                    f"bucket {location.bucket!r} does not exist at {endpoint_description()} "
+                    f"(create it, or check --catalog {location})"
+                ) from None
         if write:
             probe = location.join(f".kis-probe-{os.getpid()}-{os.urandom(4).hex()}")
             fs.pipe_file(probe, b"")
             fs.rm(probe)
-        elif fs.exists(location.path):
-            fs.ls(location.path)  # reading needs a listing: refused here, not mid-run
+        else:
+            fs.ls(location.path, detail=False)  # reading needs a listing: refused here, not mid-run
     except ConfigError:
         raise
+    except FileNotFoundError:
+        if write:
+            raise ConfigError(storage_problem(FileNotFoundError(location.path), location)) from None
     except Exception as exc:
         raise ConfigError(storage_problem(exc, location)) from None
 
@@ -179,12 +185,13 @@ def check_catalog(location: CatalogLocation, *, write: bool) -> None:
 def _probe_filesystem(location: CatalogLocation) -> fsspec.AbstractFileSystem:
     if location.protocol != "s3":
         return location.filesystem()
-    return fsspec.filesystem(
+    fs = fsspec.filesystem(
         "s3",
         skip_instance_cache=True,
-        retries=_PROBE_RETRIES,
         config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 10, "read_timeout": 30},
     )
+    fs.retries = _PROBE_RETRIES
+    return fs
 
 
 def storage_problem(exc: BaseException, location: CatalogLocation) -> str:
@@ -280,8 +287,7 @@ class StorageBacktestNode(BacktestNode):
             fs_storage_options=config.catalog_fs_storage_options,
             fs_rust_storage_options=rust_storage_options(protocol),
         )
-        catalog.fs.invalidate_cache()
-        return catalog
+        return catalog  # listings cached since this run's recovery step (which refreshed them) are fine
 
 
 def kst_days_of(files: list[str]) -> Iterator[str]:
