@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "record": "Connect to KIS, subscribe H0ZFANC0 for the codes, write captures until stopped",
     "convert": "Decode captures into a ParquetDataCatalog of KISExpectedFill",
     "backtest": "Run a BacktestNode over a catalog and write a report",
+    "sweep": "One backtest per point of a parameter grid, on Dask; results in OUT/sweep.csv",
     "live": "Run a TradingNode declared in a config file",
     "simulate": "Serve a capture over the KIS protocol on 127.0.0.1 (approval REST + WebSocket)",
     "demo": "The main job on the bundled sample capture: convert, backtest, report (no credentials)",
