@@ -3,7 +3,8 @@ One backtest's results as plain numbers: what `backtest` writes to ``results.jso
 puts in a row of ``sweep.csv``, so both show exactly the same values for the same run.
 
 Read from the engine before it is disposed: the venue ``KRX`` account (PnL = ending minus starting
-balance, so commissions included), the orders and their fills, positions still open at the end.
+balance: realized, after commissions; a NETTING position closed and reopened keeps no total of its
+own, the account does), the orders and their fills, positions still open at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from kis_adapter.constants import KRX_VENUE_NAME
 # The columns, in the order a table shows them (`sweep.csv` after the parameters).
 RESULT_COLUMNS: Final = (
     "pnl_krw",
-    "realized_pnl_krw",
     "commissions_krw",
     "orders",
     "fills",
@@ -38,7 +38,7 @@ def run_results(engine: Any, events: Counter[tuple[str, str]], decisions: Sequen
     orders = cache.orders()
     fills = sum(1 for order in orders for event in order.events if isinstance(event, OrderFilled))
     account = cache.account_for_venue(Venue(KRX_VENUE_NAME))
-    pnl = realized = commissions = 0.0
+    pnl = commissions = 0.0
     if account is not None:
         start = account.starting_balances().get(KRW)
         end = account.balance_total(KRW)
@@ -46,12 +46,8 @@ def run_results(engine: Any, events: Counter[tuple[str, str]], decisions: Sequen
             pnl = end.as_double() - start.as_double()
         paid = account.commissions().get(KRW)
         commissions = paid.as_double() if paid is not None else 0.0
-    for position in cache.positions():
-        if position.realized_pnl is not None and position.realized_pnl.currency == KRW:
-            realized += position.realized_pnl.as_double()
     return {
         "pnl_krw": round(pnl, 2),
-        "realized_pnl_krw": round(realized, 2),
         "commissions_krw": round(commissions, 2),
         "orders": len(orders),
         "fills": fills,
@@ -65,7 +61,7 @@ def format_results(results: dict[str, Any]) -> str:
     """One line for the CLI summary."""
     r = results
     return (
-        f"Venue {KRX_VENUE_NAME}: PnL {r['pnl_krw']:,.0f} KRW (realized {r['realized_pnl_krw']:,.0f} "
-        f"incl. commissions {r['commissions_krw']:,.0f}), {r['orders']} orders, {r['fills']} fills, "
+        f"Venue {KRX_VENUE_NAME}: PnL {r['pnl_krw']:,.0f} KRW (after {r['commissions_krw']:,.0f} KRW "
+        f"commissions), {r['orders']} orders, {r['fills']} fills, "
         f"{r['open_positions']} positions open at the end"
     )

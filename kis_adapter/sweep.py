@@ -125,8 +125,13 @@ def build_points(
     log_level: str,
 ) -> list[Point]:
     """Each point's `BacktestRunConfig`, built as ``backtest --catalog`` builds it (`catalog_run_config`)."""
+    from kis_adapter.backtest import catalog_inventory
     from kis_adapter.commands.backtest import catalog_run_config
+    from kis_adapter.storage import CatalogLocation
+    from kis_adapter.storage import check_catalog
 
+    check_catalog(CatalogLocation.parse(catalog), write=False)  # the catalog's problems stop the sweep:
+    catalog_inventory(catalog)  # only a point's own parameters make an error row
     days: list[str | None] = list(catalog_days(catalog)) if per_day else [None]
     if not days:
         raise ConfigError(f"catalog {catalog} holds no data (run 'kis-adapter convert' first)")
