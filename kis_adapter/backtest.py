@@ -331,7 +331,7 @@ def catalog_inventory(catalog_path: str | Path) -> CatalogInventory:
     if not location.is_local:
         kinds = {kind: parquet_dirs(location, name) for kind, name in _INVENTORY_DIRS.items()}
         return CatalogInventory(**kinds)
-    root = Path(catalog_path) / "data"
+    root = Path(location.path) / "data"
     found = {}
     for kind, name in _INVENTORY_DIRS.items():
         directory = root / name
