@@ -226,8 +226,10 @@ def test_interrupted_convert_on_s3_leaves_a_readable_catalog_that_the_next_run_c
         assert set(before) <= set(after_kill)  # the old file and its replacement, until recovery
     # a backtest reads it (completing the interrupted replacement first) ...
     result = run_cli(["backtest", "--catalog", uri, "--strategy", GAP, "--report", str(tmp_path / "r"),
-                      "--no-chart"], s3_env, tmp_path)  # fmt: skip
+                      "--no-chart", "--log-level", "INFO"], s3_env, tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "[INFO] BACKTESTER-001.BacktestEngine" in result.stdout  # Nautilus logs, never a secret
+    assert SECRET_KEY not in result.stdout + result.stderr
     assert JOURNAL_FILE not in " ".join(leftovers(bucket))
     # ... and converting again makes the catalog exactly what an uninterrupted run makes
     convert_captures([captures[DAY_A]], uri)

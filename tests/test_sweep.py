@@ -176,12 +176,22 @@ def test_sweep_per_day_point_reruns_alone_from_its_config_file(catalog, tmp_path
     assert len({r["events"] for r in swept}) == 2  # each day its own data
 
 
-def test_sweep_with_failing_points_writes_their_errors_and_runs_the_rest(catalog, tmp_path, capsys):
-    """A value the strategy refuses and a strategy raising mid-run are rows with errors; the rest run."""
-    out = tmp_path / "sweep"
+def test_sweep_on_existing_scheduler_with_failing_points_writes_their_errors_and_runs_the_rest(
+    catalog, tmp_path, capsys
+):
+    """--scheduler ADDR (a running cluster): a refused value and a mid-run raise are rows with errors."""
+    import logging
 
-    code = main(["sweep", "--catalog", str(catalog), "--strategy", EXPLODING, "--grid", "explode=false,true",
-                 "--grid", "size=1,0", "--workers", "2", "--out", str(out), "--no-progress"])  # fmt: skip
+    from dask.distributed import LocalCluster
+
+    out = tmp_path / "sweep"
+    grid = ["--grid", "explode=false,true", "--grid", "size=1,0"]
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+    ) as c:
+        code = main(["sweep", "--catalog", str(catalog), "--strategy", EXPLODING, *grid,
+                     "--scheduler", c.scheduler_address, "--out", str(out), "--no-progress"])  # fmt: skip
     swept = rows(out)
     _, stderr = capsys.readouterr()
 
