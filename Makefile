@@ -21,6 +21,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@# Debian's chromium for the report-page tests: installed when root, else those tests skip (fail under CI=true)
+	@bash scripts/ensure-browser.sh
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

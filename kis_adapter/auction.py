@@ -19,7 +19,9 @@ earlier on a contract's last trading day, and the auction that resumes trading a
   the instrument (expected fills, trades, books), never from a clock, so a replay, a backtest and a
   paper-trading node decide alike.
 * Orders that KRX would refuse are rejected with a reason: a price off the KRX tick ladder, a
-  quantity over the per-order maximum (1,000 contracts).
+  quantity over the per-order maximum (1,000 contracts), a contract past its expiry (by market
+  time); so is an order for a contract the venue has seen no data of yet (it cannot tell a call
+  from continuous trading).
 * Fees: every fill pays ``commission_rate`` × notional (price × quantity × multiplier), KRW, set as
   the instruments' maker and taker fees.
 
@@ -369,12 +371,12 @@ class KRXAuctionModule(SimulationModule):
         if order.is_closed:
             return
         instrument = self._ensure_fees(order.instrument_id)
+        market = self._market(order.instrument_id)
         if instrument is not None:
-            reason = self._refusal(order, instrument)
+            reason = self._refusal(order, instrument) or self._state_refusal(order, instrument, market)
             if reason is not None:
                 self._reject(order, reason, ts_now)
                 return
-        market = self._market(order.instrument_id)
         if market.auction is not None or market.after_print:
             self._accept(order, ts_now)
             market.held.append(order)
@@ -442,6 +444,18 @@ class KRXAuctionModule(SimulationModule):
                     f"price {price:,.0f} is not on the KRX tick ladder (tick {krx.tick_size(price):,} KRW "
                     f"at that level; nearest {below:,} or {above:,})"
                 )
+        return None
+
+    def _state_refusal(self, order: Order, instrument: Instrument, market: MarketState) -> str | None:
+        """Why the venue cannot take the order in the market's present state, or None."""
+        if market.time == 0:
+            return (
+                f"no market data for {order.instrument_id} yet: the venue cannot tell a single-price "
+                "call from continuous trading (submit once its data flow)"
+            )
+        expiration = getattr(instrument, "expiration_ns", 0)
+        if expiration and market.time >= expiration:
+            return f"{order.instrument_id} expired at {krx.kst_datetime(expiration):%Y-%m-%d %H:%M} KST"
         return None
 
     def _ensure_fees(self, instrument_id: InstrumentId) -> Instrument | None:

@@ -61,13 +61,20 @@ from kis_adapter.report import format_table
 from kis_adapter.report import kst_clock
 from kis_adapter.report import write_csv
 from kis_adapter.report import write_table
-from kis_adapter.results import format_results
 from kis_adapter.results import run_results
 from kis_adapter.storage import CatalogLocation
 from kis_adapter.storage import StorageBacktestNode
 from kis_adapter.storage import check_catalog
 from kis_adapter.storage import parquet_dirs
 from kis_adapter.storage import parquet_files
+from kis_adapter.strategy_guard import HandlerErrors
+from kis_adapter.strategy_guard import guard_strategies
+from kis_adapter.trading_collect import collect_trading
+from kis_adapter.trading_collect import observer_actors
+from kis_adapter.trading_files import page_lines
+from kis_adapter.trading_files import write_trading_files
+from kis_adapter.trading_report import TradingReport
+from kis_adapter.trading_report import format_trading
 from kis_adapter.types import KISExpectedFill
 
 KIS_DATA_CLS: Final = "kis_adapter.types:KISExpectedFill"
@@ -525,7 +532,8 @@ class BacktestOutcome:
     report_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)  # `kis_adapter.results.run_results`
-    trading: bool = False  # the run had a simulated venue
+    trading: TradingReport | None = None  # None: the run had no venue KRX
+    strategy_errors: HandlerErrors = field(default_factory=HandlerErrors)
 
     @property
     def total_events(self) -> int:
@@ -557,7 +565,8 @@ def run_backtest(
         },
     )
     engine_config = config.engine or BacktestEngineConfig()
-    engine_config = msgspec.structs.replace(engine_config, actors=[*(engine_config.actors or []), counter])
+    actors = [*(engine_config.actors or []), counter, *observer_actors(config)]
+    engine_config = msgspec.structs.replace(engine_config, actors=actors)
     config = msgspec.structs.replace(
         config, engine=engine_config, dispose_on_completion=False, raise_exception=True
     )
@@ -566,6 +575,9 @@ def run_backtest(
     node = StorageBacktestNode(configs=[config])  # a BacktestNode that opens object stores too
     try:
         try:
+            node.build()
+            built = node.get_engine(config.id)
+            errors = guard_strategies(built.trader.strategies() if built is not None else ())
             node.run()
         except KISError:
             raise
@@ -588,7 +600,8 @@ def run_backtest(
             points=counters[-1].points if counters else {},
             elapsed_secs=elapsed,
             results=run_results(engine, events, decisions),
-            trading=bool(config.venues),
+            trading=collect_trading(engine, tearsheet=report_dir is not None),
+            strategy_errors=errors,
         )
     finally:
         node.dispose()
@@ -688,7 +701,8 @@ def write_report(outcome: BacktestOutcome, directory: Path, *, chart: bool = Tru
             if hasattr(d, "side") and hasattr(d, "final_price")
         ]
         files.append(draw_auction_chart(outcome.points, markers, directory / CHART_FILE))
-    if outcome.trading and outcome.results:
+    files += write_trading_files(outcome.trading, outcome.points if chart else {}, directory)
+    if outcome.trading is not None and outcome.results:
         files.append(_write_results(outcome.results, directory / RESULTS_FILE))
     summary = directory / "summary.txt"
     files.append(summary)
@@ -757,10 +771,12 @@ def format_summary(outcome: BacktestOutcome) -> str:
         sides = Counter(str(r.get("side")) for r in rows)
         tally = ", ".join(f"{k} {v}" for k, v in sorted(sides.items()))
         parts += ["", f"Decisions: {len(rows)} ({tally})", format_table(rows, columns)]
-    if outcome.trading and outcome.results:
-        parts += ["", format_results(outcome.results)]
+    parts += ["", format_trading(outcome.trading)]
+    if outcome.strategy_errors.total:
+        parts += ["", outcome.strategy_errors.summary()]
     if outcome.report_dir is not None:
         parts += ["", f"Report: {outcome.report_dir}"]
         if outcome.chart is not None:
             parts.append(f"Chart: {outcome.chart}")
+        parts += page_lines(outcome.files, outcome.trading)
     return "\n".join(parts)

@@ -18,13 +18,13 @@ from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
 
 COMMANDS: dict[str, str] = {
-    "record": "Connect to KIS, subscribe H0ZFANC0 for the codes, write captures until stopped",
-    "convert": "Decode captures into a ParquetDataCatalog of KISExpectedFill",
-    "backtest": "Run a BacktestNode over a catalog and write a report",
+    "record": "Connect to KIS, register the TRs (--tr) for the codes, write captures (--schedule: every day)",
+    "convert": "Decode captures into a ParquetDataCatalog: the three feeds and the instruments",
+    "backtest": "Run a BacktestNode over a catalog (with the auction venue KRX when it can trade) and report",
     "sweep": "One backtest per point of a parameter grid, on Dask; results in OUT/sweep.csv",
-    "live": "Run a TradingNode declared in a config file",
-    "simulate": "Serve a capture over the KIS protocol on 127.0.0.1 (approval REST + WebSocket)",
-    "demo": "The main job on the bundled sample capture: convert, backtest, report (no credentials)",
+    "live": "Run a TradingNode declared in a config file (live strategies, paper trading)",
+    "simulate": "Serve captures over the KIS protocol on 127.0.0.1 (REST approval/token/master + WebSocket)",
+    "demo": "The main job on the bundled sample: convert, backtest with the auction venue, PnL, report",
 }
 
 EXIT_OK = 0
@@ -40,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kis-adapter",
-        description="KIS H0ZFANC0 (KRX stock-futures auction expected prices) for NautilusTrader.",
+        description="KIS KRX stock futures for NautilusTrader: auction expected prices (H0ZFANC0), trades "
+        "(H0ZFCNT0), the 10-level book (H0ZFASP0), instruments, and a venue that fills like a KRX auction.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
     # -v after the subcommand too (kis-adapter backtest ... -v); SUPPRESS keeps a -v given before it

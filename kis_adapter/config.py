@@ -7,6 +7,8 @@ No secrets here by design: the app key and secret come from the environment or `
 
 from __future__ import annotations
 
+import datetime as dt
+
 from nautilus_trader.config import LiveDataClientConfig
 from nautilus_trader.config import NonNegativeFloat
 from nautilus_trader.config import PositiveFloat
@@ -63,6 +65,12 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
         clock) is reported once and lag is measured beyond it. None turns the warning off.
     shutdown_on_fatal : bool, default True
         Shut the node down when KIS refuses for good (app key in use, credentials rejected, cap).
+    session_date : str, optional
+        ``YYYY-MM-DD``: the KST day the stream belongs to, for a recorded day replayed later (the
+        simulator). KIS sends a time of day only; by default a record is put on the KST date nearest
+        its receipt, which is right for KIS itself. Set it to the capture's day so a replay is that
+        day for the strategies and the paper venue (its calendar, its contracts), as in a backtest of
+        the same capture. ``kis-adapter live --session-date`` sets it.
 
     """
 
@@ -83,9 +91,13 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
     stats_interval_secs: PositiveFloat = 30.0
     lag_warning_secs: PositiveFloat | None = 5.0
     shutdown_on_fatal: bool = True
+    session_date: str | None = None
 
     def __post_init__(self) -> None:
         from kis_adapter.protocol.trs import SPECS
+
+        if self.session_date is not None:
+            parse_session_date(self.session_date)
 
         unknown = [tr_id for tr_id in self.tr_ids if tr_id not in SPECS]
         if unknown:
@@ -96,3 +108,13 @@ class KISDataClientConfig(LiveDataClientConfig, frozen=True):
             problem = code_problem(code)
             if problem is not None:
                 raise ValueError(f"{problem} (in KISDataClientConfig.codes)")
+
+
+def parse_session_date(text: str) -> dt.date:
+    """``YYYY-MM-DD`` → a date; `ValueError` naming the field otherwise."""
+    try:
+        if isinstance(text, str) and len(text) == 10:  # fromisoformat also takes 20261124
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ValueError(f"session_date: expected YYYY-MM-DD, got {text!r}")

@@ -40,6 +40,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import FuturesContract
 
 from kis_adapter.config import KISDataClientConfig
+from kis_adapter.config import parse_session_date
 from kis_adapter.constants import KIS
 from kis_adapter.constants import KRX_VENUE
 from kis_adapter.errors import KISError
@@ -177,7 +178,14 @@ class KISDataClient(LiveMarketDataClient):
         )
         self._stopping = asyncio.Event()
         calendar = await asyncio.to_thread(lambda: self._provider.calendar)  # about a second, once
-        self._parser = MessageParser(context=FeedContext(calendar=calendar), on_reference=self._on_reference)
+        session_date = parse_session_date(config.session_date) if config.session_date else None
+        if session_date is not None:
+            self._log.info(f"Replay of {session_date} (KST): records are dated that day (session_date)")
+        self._parser = MessageParser(
+            context=FeedContext(calendar=calendar),
+            on_reference=self._on_reference,
+            session_date=session_date,
+        )
         if config.load_instruments:
             await self._load_instruments(config.codes)
         for code in config.codes:

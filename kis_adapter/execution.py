@@ -12,6 +12,9 @@ the same orders at the same prices as a backtest of the same data:
   above theirs), and the exchange settles (commands, auction, fills) what they did about it before
   the next datum reaches it, at the datum's time — exactly the order of the backtest loop
   (exchange, data engine, venues settled, next datum);
+* the venue's clock is the market's time (the greatest ``ts_event`` seen), as the auction module's:
+  contract expiry, order and fill times follow the data, so a replay of a recorded day (with the
+  data client's ``session_date``) is that day for the venue too, whatever the wall clock says;
 * `enable_lockstep(kernel)` (``kis-adapter live`` calls it) makes the node's risk and execution
   engines handle commands and order events at once instead of through their queues, so an order a
   strategy sends on a datum is at the exchange before the next datum, however fast the data come
@@ -53,6 +56,8 @@ from kis_adapter.auction import DEFAULT_COMMISSION_RATE
 from kis_adapter.auction import KRXAuctionModule
 from kis_adapter.auction import KRXAuctionModuleConfig
 from kis_adapter.constants import KRX_VENUE_NAME
+from kis_adapter.trading_report import TradingReport
+from kis_adapter.trading_report import format_trading
 
 # Message-bus priority (higher runs first): the exchange takes a datum before the auction module's
 # own expected-fill subscription (100) and the strategies (0).
@@ -154,9 +159,8 @@ class KRXPaperExecutionClient(SandboxExecutionClient):
         )
         self.exchange.register_client(self._client)
         self.exchange.initialize_account()
-        self._last_ts = 0  # the venue's time: the latest datum's receive time
+        self._last_ts = 0  # the venue's time: the market's (the greatest ts_event seen)
         self._settle_scheduled = False
-        self._free_running = True  # False in lockstep: the venue's time is the data's only
         self.lockstep = False
 
     def connect(self) -> None:
@@ -182,7 +186,7 @@ class KRXPaperExecutionClient(SandboxExecutionClient):
             self.exchange.update_instrument(data)
             return
         self._settle()  # at the previous datum's time, as the backtest settles after each datum
-        self._last_ts = max(self._last_ts, data.ts_init)
+        self._last_ts = max(self._last_ts, data.ts_event)
         self.test_clock.set_time(self._last_ts)
         if isinstance(data, OrderBookDepth10):
             self.exchange.process_order_book_depth10(data)
@@ -193,7 +197,6 @@ class KRXPaperExecutionClient(SandboxExecutionClient):
 
     def _settle(self) -> None:
         self._settle_scheduled = False
-        self._last_ts = max(self._last_ts, self._clock.timestamp_ns() if self._free_running else 0)
         self.exchange.process(self._last_ts)
 
     def _command_sent(self) -> None:
@@ -249,35 +252,20 @@ def enable_lockstep(kernel) -> list[KRXPaperExecutionClient]:
         msgbus.register(endpoint, immediate)
     for client in clients:
         client.lockstep = True
-        client._free_running = False
     return clients
 
 
-def paper_summary(cache) -> str:
-    """What paper trading did, for the console at stop: fills, realised PnL, open positions."""
-    positions = cache.positions()
-    fills = sum(len(position.events) for position in positions)
-    lines = [f"Paper trading on {KRX_VENUE_NAME}: {fills} fill(s), {len(positions)} position(s)"]
-    total = 0.0
-    commissions = 0.0
-    for position in sorted(positions, key=lambda p: (str(p.instrument_id), p.ts_opened)):
-        realized = position.realized_pnl.as_double() if position.realized_pnl is not None else 0.0
-        paid = sum(money.as_double() for money in position.commissions())
-        total += realized
-        commissions += paid
-        side = "LONG" if position.entry.name == "BUY" else "SHORT"
-        state = "open" if position.is_open else f"closed at {position.avg_px_close:,.0f}"
-        lines.append(
-            f"  {position.instrument_id}  {side:<5} {position.peak_qty.as_double():,.0f} from "
-            f"{position.avg_px_open:,.0f}, {state}: realised {realized:,.0f} KRW (commissions {paid:,.0f})"
-        )
-    lines.append(f"Realised PnL: {total:,.0f} KRW (after {commissions:,.0f} KRW of commissions)")
-    still_open = [p for p in positions if p.is_open]
+def paper_summary(report: TradingReport | None, cache) -> str:
+    """What paper trading did, for the console at stop: the trading section and what is still open."""
+    lines = [f"Paper trading on {KRX_VENUE_NAME} (simulated fills: nothing was sent to KIS)"]
+    lines.append(format_trading(report))
+    still_open = [p for p in cache.positions() if p.is_open]
     if still_open:
         listed = ", ".join(
-            f"{p.side.name} {p.quantity.as_double():,.0f} {p.instrument_id}" for p in still_open
+            f"{p.side.name} {p.quantity.as_double():,.0f} {p.instrument_id} from {p.avg_px_open:,.0f}"
+            for p in sorted(still_open, key=lambda p: str(p.instrument_id))
         )
-        lines.append(f"Open at stop: {listed} (simulated; nothing was sent to KIS)")
+        lines.append(f"Open at stop: {listed}")
     else:
         lines.append("Open at stop: none")
     return "\n".join(lines)

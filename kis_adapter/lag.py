@@ -20,17 +20,19 @@ _OFFSET_MIN_NS: Final = int(OFFSET_MIN_SECS * _NS)
 class LagMeter:
     """The worst lag (``ts_init - ts_event``) beyond the connection's constant offset, per window."""
 
-    __slots__ = ("_announced_ns", "_least_ns", "_max_ns", "offset_ns")
+    __slots__ = ("_announced_ns", "_least_ns", "_max_ns", "_said", "offset_ns")
 
     def __init__(self) -> None:
         self._least_ns: int | None = None  # least lag on this connection
         self._max_ns = 0  # worst lag beyond the offset since the last take_max()
         self._announced_ns: int | None = None  # the offset last reported (across connections)
+        self._said = False  # an offset was reported on this connection (once is enough)
         self.offset_ns = 0
 
     def new_connection(self) -> None:
         """A reconnect may reach another server (or replay): find the baseline again."""
         self._least_ns = None
+        self._said = False
         self.offset_ns = 0
 
     def observe(self, lag_ns: int) -> str | None:
@@ -54,8 +56,9 @@ class LagMeter:
         offset = least_ns if abs(least_ns) >= _OFFSET_MIN_NS else 0
         self.offset_ns = offset
         announced = self._announced_ns
-        if offset == 0 or (announced is not None and abs(offset - announced) < _OFFSET_MIN_NS):
-            return None
+        if offset == 0 or self._said or (announced is not None and abs(offset - announced) < _OFFSET_MIN_NS):
+            return None  # a fast replay shrinks the offset record by record: said once per connection
+        self._said = True
         self._announced_ns = offset
         return (
             f"Records are stamped {_span(offset)} {'before' if offset > 0 else 'after'} the receive clock "

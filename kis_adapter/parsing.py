@@ -8,6 +8,7 @@ OrderBookDepth10 / QuoteTick``. Capture conversion shares the decoder and the pe
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable
 
@@ -29,7 +30,7 @@ class MessageParser:
     decoded but are not published, by reason (a book inside a single-price call, a crossed book, a
     zero-size trade, ...), and the observations of the trade rules (``volume_mismatch``, ...).
     `on_reference(code, previous_close)` is called when a code's first previous close of a day is
-    seen (see `ReferencePrices`).
+    seen (see `ReferencePrices`). `session_date`: the day of a replayed stream (see `Decoder`).
     """
 
     def __init__(
@@ -37,8 +38,9 @@ class MessageParser:
         decoder: Decoder | None = None,
         context: FeedContext | None = None,
         on_reference: Callable[[str, float], None] | None = None,
+        session_date: dt.date | None = None,
     ) -> None:
-        self.decoder = decoder or Decoder()
+        self.decoder = decoder or Decoder(session_date=session_date)
         self.context = context or FeedContext()
         self.mappers: dict[str, Mapper] = {}
         self.references = ReferencePrices()

@@ -55,13 +55,3 @@ def run_results(engine: Any, events: Counter[tuple[str, str]], decisions: Sequen
         "decisions": len(decisions),
         "events": sum(events.values()),
     }
-
-
-def format_results(results: dict[str, Any]) -> str:
-    """One line for the CLI summary."""
-    r = results
-    return (
-        f"Venue {KRX_VENUE_NAME}: PnL {r['pnl_krw']:,.0f} KRW (after {r['commissions_krw']:,.0f} KRW "
-        f"commissions), {r['orders']} orders, {r['fills']} fills, "
-        f"{r['open_positions']} positions open at the end"
-    )

@@ -69,3 +69,33 @@ def capture_factory(tmp_path: Path) -> CaptureFactory:
         return writer.paths[0]
 
     return make
+
+
+# -- THE SAMPLE, CONVERTED, AND A RUN THAT TRADES ON IT (shared by the report and browser tests) ----------
+
+
+@pytest.fixture(scope="session")
+def sample_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample converted once into a catalog (expected fills, trades, books, instruments)."""
+    from kis_adapter.catalog import convert_captures
+    from kis_adapter.commands.demo import sample_captures
+
+    path = tmp_path_factory.mktemp("sample") / "catalog"
+    convert_captures(sample_captures(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trading_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real BacktestNode over the sample: venue KRX, `RoundTripStrategy` (see trading_helpers)."""
+    from trading_helpers import run_round_trips
+
+    return run_round_trips(sample_catalog, tmp_path_factory.mktemp("trading") / "report")
+
+
+@pytest.fixture(scope="session")
+def multi_day_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The same strategy over three synthetic KRX days (see trading_helpers.run_multi_day)."""
+    from trading_helpers import run_multi_day
+
+    return run_multi_day(tmp_path_factory.mktemp("days"))

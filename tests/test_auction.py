@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from auction_helpers import CODE
 from auction_helpers import IID
 from auction_helpers import NEXT_DAY
 from auction_helpers import Market
@@ -13,6 +16,7 @@ from auction_helpers import trade
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.identifiers import InstrumentId
 
 from kis_adapter.auction import KRXAuctionModuleConfig
 
@@ -322,3 +326,47 @@ def test_opening_auction_on_an_l1_venue_with_trades_only():
     assert [(tag, qty, px) for tag, _, qty, px, _ in strategy.fills][:1] == [("buy", 2, 80_000)]
     assert ("sell-above", 2, 80_000) not in [(tag, qty, px) for tag, _, qty, px, _ in strategy.fills]
     assert [f.kind for f in module.auction_fills] == ["pre_open"]
+
+
+def test_an_order_for_a_contract_without_data_is_rejected_and_the_run_goes_on():
+    """A contract the venue has no data of: rejected with the reason; the other contract's order fills."""
+    # Arrange
+    other = InstrumentId.from_str("A50612.KRX")
+    market = Market(
+        codes=(CODE, "A50612"),
+        expected=pre_open_call(),
+        data=opening(),
+        steps=[
+            Step(at("08:40"), BUY, 1, 81_000, "no-data-limit", iid=other),
+            Step(at("08:40"), BUY, 1, None, "no-data-market", iid=other),
+            Step(at("08:40"), BUY, 1, 81_000, "fine"),
+        ],
+    )
+
+    # Act
+    strategy, module, _ = market.run()
+
+    # Assert
+    for tag in ("no-data-limit", "no-data-market"):
+        assert strategy.status(tag) == "REJECTED"
+        assert strategy.reasons[tag].startswith("no market data for A50612.KRX yet")
+    assert [(tag, px) for tag, _, _, px, _ in strategy.fills] == [("fine", 80_000)]
+    assert len(module.rejected) == 2
+
+
+def test_an_order_after_the_contract_expired_is_rejected_by_market_time():
+    """A11612 (December 2026) expires 2026-12-10 15:20 KST: an order on data of the 11th is rejected."""
+    # Arrange
+    day = dt.date(2026, 12, 11)
+    market = Market(
+        data=[book(at("09:00", day), 79_900, 80_000), trade(at("09:00:01", day), 80_000, 3)],
+        steps=[Step(at("09:00:01", day), BUY, 1, 80_000, "late")],
+    )
+
+    # Act
+    strategy, _, _ = market.run()
+
+    # Assert
+    assert strategy.status("late") == "REJECTED"
+    assert "expired at 2026-12-10 15:20 KST" in strategy.reasons["late"]
+    assert strategy.fills == []

@@ -141,6 +141,7 @@ def test_run_backtest_delivers_every_record_and_writes_the_report(catalog, tmp_p
     assert names == [
         "auctions.csv",
         "auctions.txt",
+        "chart.html",
         "chart.png",
         "decisions.csv",
         "events.csv",
@@ -221,19 +222,27 @@ def test_cli_backtest_with_one_strategy_and_its_config(catalog, tmp_path, capsys
     assert "fade the gap" in (tmp_path / "r" / "decisions.csv").read_text()
 
 
-def test_cli_backtest_with_config_file(catalog, tmp_path, capsys):
-    """--config takes a BacktestRunConfig JSON: the bundled example, pointed at this catalog."""
+def test_cli_backtest_with_config_file(sample_catalog, tmp_path, capsys):
+    """--config takes a BacktestRunConfig JSON: the bundled example (the venue KRX with the auction
+    module declared by hand, every feed, the example strategies), pointed at the sample's catalog,
+    trades as ``backtest --catalog`` does."""
     config = json.loads((REPO / "config" / "backtest.json").read_text())
-    config["data"][0]["catalog_path"] = str(catalog)
+    assert config["venues"][0]["modules"][0]["actor_path"] == "kis_adapter.auction:KRXAuctionModule"
+    for data in config["data"]:
+        data["catalog_path"] = str(sample_catalog)
     path = tmp_path / "backtest.json"
     path.write_text(json.dumps(config))
 
     code = main(["backtest", "--config", str(path), "--report", str(tmp_path / "r"), "--no-chart"])
+    by_catalog = main(
+        ["backtest", "--catalog", str(sample_catalog), "--report", str(tmp_path / "c"), "--no-chart"]
+    )
 
     out = capsys.readouterr().out
-    assert code == 0
-    assert "Events delivered: 13" in out and "Decisions: 3" in out
-    assert (tmp_path / "r" / "auctions.csv").exists()
+    assert code == 0 and by_catalog == 0
+    assert "Decisions: 10" in out and (tmp_path / "r" / "auctions.csv").exists()
+    assert "Trading (venue KRX): 8 orders (8 filled), 8 fills" in out
+    assert (tmp_path / "r" / "fills.csv").read_text() == (tmp_path / "c" / "fills.csv").read_text()
 
 
 @pytest.mark.parametrize(

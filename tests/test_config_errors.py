@@ -98,7 +98,7 @@ def catalog(tmp_path: Path) -> Path:
 
 
 def _backtest_cases(catalog: Path) -> dict[str, tuple[str | dict, str]]:
-    good = _edited(BACKTEST, lambda c: c["data"][0].update(catalog_path=str(catalog)))
+    good = _edited(BACKTEST, lambda c: [d.update(catalog_path=str(catalog)) for d in c["data"]])
     return {
         "malformed": ("{bad json", "JSON is malformed"),
         "wrong_type": (_edited(good, lambda c: c.update(engine="fast")), "$.engine"),
@@ -132,10 +132,10 @@ BACKTEST_CASES = [
 
 @pytest.mark.parametrize("case", BACKTEST_CASES)
 def test_backtest_with_invalid_config_file_is_one_line_exit_2(
-    case: str, env: Path, catalog: Path, capsys: pytest.CaptureFixture[str]
+    case: str, env: Path, sample_catalog: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """BacktestRunConfig JSON: malformed, wrong type, unknown key, bad paths, bad strategy values → exit 2."""
-    content, field = _backtest_cases(catalog)[case]
+    content, field = _backtest_cases(sample_catalog)[case]
     path = env / ("nope.json" if case == "missing_file" else "backtest.json")
     if case != "missing_file":
         path.write_text(content if isinstance(content, str) else json.dumps(content))
@@ -219,3 +219,32 @@ def test_backtest_ignores_kis_environment_values(
     assert main(["backtest", "--catalog", str(catalog / "missing"), "--no-chart"]) == 2
     line = _one_error_line(capsys)
     assert "catalog" in line and "KIS_" not in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--session-date", "2026-13-01"],
+            "--session-date: session_date: expected YYYY-MM-DD, got '2026-13-01'",
+        ),
+        (["--session-date", "20261124"], "expected YYYY-MM-DD, got '20261124'"),
+        (["--report", "summary.txt/report"], "cannot create report directory summary.txt/report"),
+    ],
+)
+def test_live_with_bad_paper_options_is_one_line_exit_2(
+    env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    """A bad --session-date or an unusable --report is refused before the node is built."""
+    (env / "summary.txt").write_text("a file, not a folder")
+    assert main(["live", "--config", str(ROOT / "config" / "paper.json"), *argv]) == 2
+    assert expected in _one_error_line(capsys)
+
+
+def test_live_session_date_without_a_kis_client_is_one_line_exit_2(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = env / "no-kis.json"
+    path.write_text(json.dumps({"trader_id": "T-001"}))
+    assert main(["live", "--config", str(path), "--session-date", "2026-11-24"]) == 2
+    assert "--session-date: the config has no KIS data client" in _one_error_line(capsys)

@@ -71,3 +71,16 @@ def test_records_stamped_in_the_future_and_a_new_connection_to_another_replay() 
     assert first is not None and "2.0 h after the receive clock" in first
     assert same is None
     assert other is not None and "5.0 h before" in other
+
+
+def test_a_fast_replay_whose_offset_shrinks_record_by_record_is_said_once() -> None:
+    """A replay at full speed: the least lag falls by hours over the run; one notice, not one per record."""
+    # Arrange
+    meter = LagMeter()
+
+    # Act
+    notices = [meter.observe(190 * 3600 * S - n * 60 * S) for n in range(500)]
+
+    # Assert
+    assert len([n for n in notices if n]) == 1 and "190.0 h before" in notices[0]
+    assert meter.offset_ns == 190 * 3600 * S - 499 * 60 * S

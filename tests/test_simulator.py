@@ -944,3 +944,25 @@ def test_simulate_bad_master_or_credentials_file_exits_two_with_one_line(
         assert main(["simulate", str(path), "--port", "0", flag, str(target)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("Error: ") and err.count("\n") == 1 and "leak" not in err
+
+
+def test_a_replay_that_waits_for_quiet_registrations_gives_paced_codes_everything() -> None:
+    """start_after_quiet_secs: a client registering three codes 50 ms apart gets every frame of each,
+    at full speed, because the replay starts only once its registrations pause."""
+    codes = ("A11612", "A50612", "A13612")
+    frames = make_frames(codes, count=300, interval_ms=1)
+
+    async def main() -> None:
+        async with KISSimulator(
+            frames, speed=0, pingpong_interval_secs=None, start_after_quiet_secs=1.0
+        ) as sim:
+            session, collector = new_session(sim, subscribe_interval_secs=0.05)
+            for code in codes:
+                session.subscribe(TR, code)
+            async with running(session):
+                await sim.wait_replay_done()
+                await session.stats.wait_messages(len(frames) + len(codes))
+            assert collector.data_frames() == [text for _, text in frames]
+            assert sim.stats.frames_missed == 0 and sim.stats.timelines_started == 1
+
+    run_async(main())

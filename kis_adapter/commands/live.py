@@ -23,6 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", required=True, metavar="FILE", help="TradingNodeConfig JSON, e.g. config/live.json"
     )
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="paper trading: write the summary and the fills, positions, pnl and equity tables here "
+        "at stop (as backtest --report does)",
+    )
+    parser.add_argument(
+        "--session-date",
+        metavar="YYYY-MM-DD",
+        help="the KST day of a replayed capture (the simulator): its records are dated that day, as in "
+        "a backtest of it (sets session_date of the KIS data clients)",
+    )
 
 
 def load_node_config(path: str):
@@ -55,6 +67,59 @@ def _kis_client_configs(config) -> list:
         ):
             found.append(client)
     return found
+
+
+def _has_paper_venue(config) -> bool:
+    return any(
+        "kis_adapter.execution" in str(getattr(client, "path", ""))
+        for client in (config.exec_clients or {}).values()
+    )
+
+
+def _report_dir(path: str | None) -> Path | None:
+    """``--report DIR``, checked before the node starts (a report that cannot be written is known early)."""
+    if path is None:
+        return None
+    from kis_adapter.paths import writable_directory_problem
+
+    directory = Path(path)
+    problem = writable_directory_problem(directory, "report")
+    if problem is not None:
+        raise ConfigError(problem)
+    return directory
+
+
+def _write_paper_report(directory: Path, summary: str, report) -> None:
+    from kis_adapter.trading_report import write_trading_tables
+
+    path = directory / "summary.txt"
+    try:
+        path.write_text(summary + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise KISError(f"cannot write {path}: {exc.strerror or exc}") from None
+    files = write_trading_tables(report, directory)
+    tables = "".join(f", {f.name}" for f in files if f.suffix == ".csv")
+    print(f"Report: {directory} (summary.txt{tables})")
+
+
+def _set_session_date(config, text: str) -> None:
+    """``--session-date``: into every KIS data client's config (a `ConfigError` if malformed or none)."""
+    import msgspec
+
+    from kis_adapter.config import parse_session_date
+
+    try:
+        parse_session_date(text)
+    except ValueError as exc:
+        raise ConfigError(f"--session-date: {exc}") from None
+    clients = _kis_client_configs(config)
+    if not clients:
+        raise ConfigError("--session-date: the config has no KIS data client")
+    for client in clients:
+        if isinstance(client.config, dict):
+            client.config["session_date"] = text
+        else:
+            client.config = msgspec.structs.replace(client.config, session_date=text)
 
 
 class StopGuard:
@@ -119,8 +184,16 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.execution import enable_lockstep
     from kis_adapter.execution import paper_summary
     from kis_adapter.settings import load_settings
+    from kis_adapter.strategy_guard import guard_strategies
+    from kis_adapter.trading_collect import collect_paper
+    from kis_adapter.trading_collect import observer_actor
 
     config = load_node_config(args.config)
+    if getattr(args, "session_date", None):
+        _set_session_date(config, args.session_date)
+    report_dir = _report_dir(getattr(args, "report", None))
+    if _has_paper_venue(config):
+        config.actors.append(observer_actor())  # equity and auction prints for the trading report
     if _kis_client_configs(config):
         load_settings().credentials()  # fail fast, exit 2, before anything connects
     loop = asyncio.new_event_loop()  # a fresh loop per run: a disposed node closes its loop
@@ -130,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         node.build()
     except (ValueError, TypeError, ImportError, AttributeError) as exc:
         raise ConfigError(f"cannot build the node from {args.config}: {exc}") from None
+    errors = guard_strategies(node.trader.strategies())  # a bug in on_order_filled stops nothing
     paper = enable_lockstep(node.kernel)  # paper trading fills as the backtest of the same data would
     guard = StopGuard(node, grace_secs=config.timeout_disconnection + config.timeout_post_stop + 5.0)
     try:
@@ -140,7 +214,15 @@ def run(args: argparse.Namespace) -> int:
         if guard.forced:
             _close_sessions(loop, clients)
         if paper:
-            print(paper_summary(node.kernel.cache), flush=True)
+            trading = collect_paper(node.kernel)
+            summary = paper_summary(trading, node.kernel.cache)
+            if errors.total:
+                summary += "\n" + errors.summary()
+            print(summary, flush=True)
+            if report_dir is not None:
+                _write_paper_report(report_dir, summary, trading)
+        elif errors.total:
+            print(errors.summary(), flush=True)
         node.dispose()
     for client in clients:
         if client.fatal_error is not None:

@@ -14,15 +14,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Final
 
+from kis_adapter.commands.common import install_signal_handlers
 from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
 from kis_adapter.protocol.codes import code_problem
@@ -225,7 +224,7 @@ class Recorder:
     async def run(self, duration: float | None) -> None:
         """Record until stopped, `duration` elapsed or a fatal error; the file is always closed."""
         loop = asyncio.get_running_loop()
-        signals = _install_signal_handlers(loop, self.request_stop)
+        signals = install_signal_handlers(loop, self.request_stop)
         helpers = [
             asyncio.create_task(self._flush_periodically()),
             asyncio.create_task(self._log_stats_periodically()),
@@ -392,20 +391,6 @@ class Recorder:
             print(f"  {path}")
         print(f"Monitoring decode: {self.decode_summary()}")
         sys.stdout.flush()
-
-
-def _install_signal_handlers(
-    loop: asyncio.AbstractEventLoop, stop: Callable[[str], None]
-) -> list[signal.Signals]:
-    """SIGINT/SIGTERM → clean stop; only possible in the main thread (in-process tests run elsewhere)."""
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop, sig.name)
-            installed.append(sig)
-    return installed
 
 
 def _configure_logging(verbose: bool) -> None:

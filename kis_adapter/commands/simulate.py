@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Final
 
+from kis_adapter.commands.common import port_number
 from kis_adapter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT: Final = 21000
 DEFAULT_RESUME_WINDOW_SECS: Final = 60.0
+DEFAULT_START_AFTER_QUIET_SECS: Final = 1.0
 DEFAULT_PINGPONG_MAX_MISSED: Final = 3
 _SHOWN_CODES: Final = 10
 
@@ -49,14 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.jsonl or .jsonl.gz)")
     parser.add_argument(
         "--port",
-        type=_port,
+        type=port_number,
         default=DEFAULT_PORT,
         metavar="P",
         help=f"WebSocket port on 127.0.0.1 (default: {DEFAULT_PORT}; 0 picks a free one)",
     )
     parser.add_argument(
         "--rest-port",
-        type=_port,
+        type=port_number,
         metavar="P",
         help="REST port: approval, token, master (default: --port + 1, or a free one when --port is 0)",
     )
@@ -76,6 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="session",
         help="session: each app key's session replays from its own first subscription; shared: one "
         "replay from the first subscription of any client (default: session)",
+    )
+    parser.add_argument(
+        "--start-after-quiet",
+        type=float,
+        default=DEFAULT_START_AFTER_QUIET_SECS,
+        metavar="S",
+        help="start a session's replay S seconds after its last registration, so a client that "
+        "registers its codes paced gets every code from the capture's start, even at --speed 0; "
+        f"0 starts at the first registration (default: {DEFAULT_START_AFTER_QUIET_SECS:g})",
     )
     parser.add_argument(
         "--resume-window",
@@ -150,6 +161,8 @@ def simulator_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--pingpong-max-missed must be >= 0")
     if args.resume_window < 0:
         raise ConfigError("--resume-window must be >= 0")
+    if args.start_after_quiet < 0:
+        raise ConfigError("--start-after-quiet must be >= 0")
     rest_port = args.rest_port
     if rest_port is None:
         rest_port = args.port + 1 if args.port else 0
@@ -169,6 +182,7 @@ def simulator_options(args: argparse.Namespace) -> dict[str, Any]:
         "loop": args.loop,
         "timeline": args.timeline,
         "resume_window_secs": args.resume_window,
+        "start_after_quiet_secs": args.start_after_quiet,
         "sticky_registrations": args.sticky_registrations,
         "accept_any_code": args.any_code,
         "master": master,
@@ -229,6 +243,8 @@ async def _serve(simulator: KISSimulator, args: argparse.Namespace) -> None:
 
 def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str]:
     """What a user needs to point a client at the simulator and know how it will behave."""
+    from kis_adapter.simulator.replay import recorded_days
+
     sim = simulator
     by_tr = Counter(frame.tr_id for frame in sim.frames)
     trs = ", ".join(f"{tr} {n:,}" for tr, n in sorted(by_tr.items())) or "none"
@@ -241,10 +257,25 @@ def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str
     else:
         code_rule = f"{len(sim.known_codes):,} known codes, others get OPSP8992"
     master = f"{args.master}" if args.master is not None else "made from the captures' codes"
+    quiet = (
+        f", once registrations pause for {sim.start_after_quiet_secs:g}s"
+        if sim.start_after_quiet_secs > 0
+        else ""
+    )
     if sim.timeline_mode == "session":
-        timeline = "session (each app key replays from its own first subscription)"
+        timeline = f"session (each app key replays from its own first subscription{quiet})"
     else:
-        timeline = "shared (one replay from the first subscription of any client)"
+        timeline = f"shared (one replay from the first subscription of any client{quiet})"
+    days = recorded_days(sim.frames)
+    if len(days) == 1:
+        recorded = (
+            f"Recorded on {days[0]} (KST); to trade the replay as that day (its calendar, its contracts, "
+            f"as a backtest of it would): kis-adapter live --config FILE --session-date {days[0]}"
+        )
+    elif days:
+        recorded = f"Recorded on {len(days)} days, {days[0]} to {days[-1]} (KST)"
+    else:
+        recorded = "Recorded on: no data frames"
     keys = "any non-empty app key and secret"
     if args.credentials_file is not None:
         keys = f"exactly the {len(sim.rest.credentials or {})} app key(s) of {args.credentials_file}"
@@ -272,6 +303,7 @@ def startup_lines(simulator: KISSimulator, args: argparse.Namespace) -> list[str
         f"KIS_MASTER_URL={sim.master_url}",
         f"Replaying {len(sim.frames):,} data frames (TRs: {trs}) at speed {sim.speed:g}"
         f"{', looping' if sim.loop else ''}",
+        recorded,
         f"Codes ({len(codes)}): {shown or 'none'}; {code_rule}",
         f"Master: {len(sim.master_codes):,} contracts, {master}",
         f"Timeline: {timeline}; {resume}",
@@ -293,16 +325,6 @@ def summary_line(simulator: KISSimulator) -> str:
         f"{s.frames_sent:,} frames sent, {s.frames_missed:,} missed (due while nobody subscribed, or while "
         f"a session was disconnected); {s.pingpongs_sent} PINGPONGs, {s.pongs_received} answered"
     )
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {value}")
-    return value
 
 
 def _fault(text: str) -> ScheduledFault:

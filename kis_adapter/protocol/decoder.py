@@ -8,12 +8,14 @@ multi-record frame skips that record only.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from kis_adapter.krx import kst_ns
 from kis_adapter.protocol.control import Ack
 from kis_adapter.protocol.control import PingPong
 from kis_adapter.protocol.control import parse_control
@@ -72,11 +74,23 @@ NOTHING = Decoded()
 
 
 class Decoder:
-    """Stateful only in its counters; safe to reuse for a whole session or capture."""
+    """
+    Stateful only in its counters; safe to reuse for a whole session or capture.
 
-    def __init__(self, specs: Mapping[str, TRSpec] = SPECS, tr_ids: frozenset[str] | None = None) -> None:
+    KIS frames carry a time of day only: a record's date is the KST date nearest its receive time,
+    unless `session_date` names the day the stream belongs to (a recorded day replayed later).
+    """
+
+    def __init__(
+        self,
+        specs: Mapping[str, TRSpec] = SPECS,
+        tr_ids: frozenset[str] | None = None,
+        session_date: dt.date | None = None,
+    ) -> None:
         wanted = set(specs) if tr_ids is None else set(tr_ids) & set(specs)
         self._tr = {tr_id: specs[tr_id] for tr_id in wanted}
+        # KST noon of the day: every HHMMSS of the day is within half a day of it.
+        self._dating = kst_ns(session_date, 12 * 3600) if session_date is not None else 0
         self._counts = {f"{n:03d}": n for n in range(1, 1000)}  # the usual zero-padded counts
         self.stats = DecodeStats()
 
@@ -134,7 +148,7 @@ class Decoder:
         except FrameError as exc:
             self.skip(exc.reason)
             return NOTHING
-        rows, bad = spec.decode(records, ts_recv)
+        rows, bad = spec.decode(records, self._dating or ts_recv)
         stats = self.stats
         stats.data_frames += 1
         stats.records += len(rows)

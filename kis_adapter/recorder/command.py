@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from kis_adapter.commands.common import install_signal_handlers
+from kis_adapter.commands.common import port_number
 from kis_adapter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port_number,
         metavar="P",
         help="serve Prometheus metrics on http://127.0.0.1:P/metrics (default: none)",
     )
@@ -203,7 +202,7 @@ def run(args: argparse.Namespace, parse_trs: Callable[[str], list[str]]) -> int:
 
 async def _serve(service: RecorderService) -> None:
     loop = asyncio.get_running_loop()
-    installed = _install_signal_handlers(loop, service.request_stop)
+    installed = install_signal_handlers(loop, service.request_stop)
     try:
         await service.preflight()
         await service.run()
@@ -248,20 +247,6 @@ def split_codes(text: str) -> list[str]:
     return codes
 
 
-def _install_signal_handlers(
-    loop: asyncio.AbstractEventLoop, stop: Callable[[str], None]
-) -> list[signal.Signals]:
-    """SIGINT/SIGTERM → clean stop; only possible in the main thread (in-process tests run elsewhere)."""
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop, sig.name)
-            installed.append(sig)
-    return installed
-
-
 def _now_ns() -> int:
     import time
 
@@ -294,14 +279,4 @@ def _minutes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number of minutes: {text!r}") from None
     if not 0 <= value <= MAX_MINUTES:
         raise argparse.ArgumentTypeError(f"must be 0..{MAX_MINUTES} minutes: {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0..65535: {text!r}")
     return value

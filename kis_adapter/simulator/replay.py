@@ -7,6 +7,7 @@ keeps its records so a multi-record frame can be cut down to the codes a session
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Collection
 from collections.abc import Iterable
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kis_adapter.capture import CaptureReader
+from kis_adapter.krx import DAY_NS
+from kis_adapter.krx import KST_OFFSET_NS
+from kis_adapter.krx import date_of
 from kis_adapter.protocol.frames import FrameError
 from kis_adapter.protocol.frames import build_data_frame
 from kis_adapter.protocol.frames import is_data_frame
@@ -26,13 +30,17 @@ CaptureSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Sequ
 
 @dataclass(frozen=True, slots=True)
 class ReplayFrame:
-    """One data frame: `offset_ns` after the first frame, its TR, records (None if unsplittable), codes."""
+    """
+    One data frame: `offset_ns` after the first frame, its TR, records (None if unsplittable), codes,
+    and when it was recorded (`recorded_ns`, the capture's receive time).
+    """
 
     offset_ns: int
     text: str
     tr_id: str
     records: tuple[tuple[str, ...], ...] | None
     codes: frozenset[str]
+    recorded_ns: int = 0
 
     def restricted_to(self, codes: Collection[str]) -> str | None:
         """The frame as a session subscribed to `codes` receives it, or None if it gets nothing."""
@@ -83,5 +91,11 @@ def frames_from_pairs(pairs: Iterable[tuple[int, str | bytes]]) -> list[ReplayFr
         if first_ts is None:
             first_ts = ts
         last_offset = max(last_offset, ts - first_ts)  # never replay backwards in time
-        frames.append(ReplayFrame(last_offset, text, frame.tr_id, kept, codes))
+        frames.append(ReplayFrame(last_offset, text, frame.tr_id, kept, codes, ts))
     return frames
+
+
+def recorded_days(frames: Iterable[ReplayFrame]) -> list[dt.date]:
+    """The KST days the frames were recorded on, in order (what ``live --session-date`` wants)."""
+    days = sorted({(frame.recorded_ns + KST_OFFSET_NS) // DAY_NS for frame in frames})
+    return [date_of(day) for day in days]

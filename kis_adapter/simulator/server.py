@@ -182,6 +182,10 @@ class KISSimulator:
         Start replaying at the first successful subscription; otherwise only once `start_replay()`
         is called (session mode: the sessions subscribed by then, and later ones at their first
         subscription).
+    start_after_quiet_secs : float, default 0.0
+        Start a replay once its registrations have been quiet this long, not at the first one: a
+        client that registers its codes paced (KIS's way, 0.1 s apart) then gets every code's data
+        from the capture's start, even at speed 0. ``simulate`` uses 1 s; 0 starts at the first.
     record_sent : bool, default True
         Keep every message sent to and received from a connection in `SimConnection.sent` /
         `.received`; turn off for long runs (benchmarks, the CLI) so memory stays flat.
@@ -208,10 +212,14 @@ class KISSimulator:
         sticky_registrations: bool = False,
         faults: Sequence[ScheduledFault] = (),
         autostart_replay: bool = True,
+        start_after_quiet_secs: float = 0.0,
         record_sent: bool = True,
     ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
+        if start_after_quiet_secs < 0:
+            raise ValueError("start_after_quiet_secs must be >= 0")
+        self.start_after_quiet_secs = start_after_quiet_secs
         if resume_window_secs < 0:
             raise ValueError("resume_window_secs must be >= 0")
         self.frames: list[ReplayFrame] = load_frames(capture)
@@ -256,6 +264,7 @@ class KISSimulator:
         self._timelines: list[Timeline] = []  # started and not yet pruned
         self._finished_passes = 0  # passes of pruned timelines
         self._replay_armed = autostart_replay  # timelines start at first subscriptions
+        self._due_starts: dict[str | None, asyncio.TimerHandle] = {}  # app key (None: shared) → start
         self._fault_task: asyncio.Task[None] | None = None
         self._started = False
 
@@ -304,6 +313,9 @@ class KISSimulator:
         for session in self._sessions.values():
             if session.expiry is not None:
                 session.expiry.cancel()
+        for handle in self._due_starts.values():
+            handle.cancel()
+        self._due_starts.clear()
         tasks = [t.cancel() for t in self._timelines]
         for task in [self._fault_task, *self._background, *self._http_tasks]:
             if task is not None:
@@ -714,12 +726,40 @@ class KISSimulator:
             self._fault_task = asyncio.create_task(self._run_faults())
         if not self._replay_armed:
             return
+        if self.start_after_quiet_secs > 0:
+            self._start_when_quiet(conn)
+        else:
+            self._start_for(conn)
+
+    def _start_for(self, conn: SimConnection) -> None:
         if self.timeline_mode is TimelineMode.SHARED:
             self._start_shared()
             return
         session = self._sessions.get(conn.app_key) if conn.app_key is not None else None
         if session is not None and session.connection is conn and session.timeline is None:
             self._start_session_timeline(session)
+
+    def _start_when_quiet(self, conn: SimConnection) -> None:
+        """(Re)arm the start of `conn`'s replay: `start_after_quiet_secs` after its last registration."""
+        shared = self.timeline_mode is TimelineMode.SHARED
+        if (self._shared if shared else self._session_timeline(conn)) is not None:
+            return  # already replaying: a later registration joins it
+        key = None if shared else conn.app_key
+        handle = self._due_starts.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+        def start() -> None:
+            self._due_starts.pop(key, None)
+            if conn.open or shared:
+                self._start_for(conn)
+
+        loop = asyncio.get_running_loop()
+        self._due_starts[key] = loop.call_later(self.start_after_quiet_secs, start)
+
+    def _session_timeline(self, conn: SimConnection) -> Timeline | None:
+        session = self._sessions.get(conn.app_key) if conn.app_key is not None else None
+        return session.timeline if session is not None else None
 
     async def _ack(self, conn: SimConnection, tr_id: str, tr_key: str, msg_cd: str, **kwargs: Any) -> bool:
         if msg_cd not in _SUCCESS_CODES:
