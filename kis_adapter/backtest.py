@@ -61,6 +61,12 @@ from kis_adapter.report import format_table
 from kis_adapter.report import kst_clock
 from kis_adapter.report import write_csv
 from kis_adapter.report import write_table
+from kis_adapter.results import run_results
+from kis_adapter.storage import CatalogLocation
+from kis_adapter.storage import StorageBacktestNode
+from kis_adapter.storage import check_catalog
+from kis_adapter.storage import parquet_dirs
+from kis_adapter.storage import parquet_files
 from kis_adapter.strategy_guard import HandlerErrors
 from kis_adapter.strategy_guard import guard_strategies
 from kis_adapter.trading_collect import collect_trading
@@ -83,6 +89,7 @@ DEFAULT_STRATEGIES: Final = (
 )
 TRADING_STRATEGY: Final = "strategies.gap_trader:GapTrader"  # added when the run has the venue KRX
 CHART_FILE: Final = "chart.png"
+RESULTS_FILE: Final = "results.json"  # with a venue: the numbers a sweep row shows for the same run
 USER_MODULE_PREFIX: Final = "kis_user_strategy_"  # modules loaded from --strategy path/to/file.py:Class
 
 
@@ -327,7 +334,11 @@ _INVENTORY_DIRS: Final = {
 
 def catalog_inventory(catalog_path: str | Path) -> CatalogInventory:
     """The instruments per data kind of a catalog (directories holding at least one Parquet file)."""
-    root = Path(catalog_path) / "data"
+    location = CatalogLocation.parse(catalog_path)
+    if not location.is_local:
+        kinds = {kind: parquet_dirs(location, name) for kind, name in _INVENTORY_DIRS.items()}
+        return CatalogInventory(**kinds)
+    root = Path(location.path) / "data"
     found = {}
     for kind, name in _INVENTORY_DIRS.items():
         directory = root / name
@@ -384,32 +395,26 @@ def build_run_config(
     strategies' loggers, so ``self.log.info`` in a strategy can show without the engine's INFO lines.
     """
     inventory = catalog_inventory(catalog_path)
-    catalog = str(catalog_path)
+    where = CatalogLocation.parse(catalog_path).data_config_fields()  # path (and protocol), no secret
     data = []
     if inventory.expected:
-        data.append(BacktestDataConfig(catalog_path=catalog, data_cls=KIS_DATA_CLS, client_id=KIS))
+        data.append(BacktestDataConfig(**where, data_cls=KIS_DATA_CLS, client_id=KIS))
     venues = []
     tradable = inventory.tradable
     if tradable:
         depth = sorted(inventory.depth & set(tradable))
         quotes = sorted(inventory.quotes & set(tradable))
         venues.append(krx_venue_config(balance, depth=bool(depth)))
-        data.append(
-            BacktestDataConfig(catalog_path=catalog, data_cls=TRADE_TICK_CLS, instrument_ids=tradable)
-        )
+        data.append(BacktestDataConfig(**where, data_cls=TRADE_TICK_CLS, instrument_ids=tradable))
         if quotes:
-            data.append(
-                BacktestDataConfig(catalog_path=catalog, data_cls=QUOTE_TICK_CLS, instrument_ids=quotes)
-            )
+            data.append(BacktestDataConfig(**where, data_cls=QUOTE_TICK_CLS, instrument_ids=quotes))
         # One entry per instrument: NautilusTrader's L2 check looks for a book entry naming an instrument.
         data += [
-            BacktestDataConfig(
-                catalog_path=catalog, data_cls=DEPTH_CLS, instrument_id=InstrumentId.from_str(iid)
-            )
+            BacktestDataConfig(**where, data_cls=DEPTH_CLS, instrument_id=InstrumentId.from_str(iid))
             for iid in depth
         ]
     if not data:
-        data.append(BacktestDataConfig(catalog_path=catalog, data_cls=KIS_DATA_CLS, client_id=KIS))
+        data.append(BacktestDataConfig(**where, data_cls=KIS_DATA_CLS, client_id=KIS))
     engine = BacktestEngineConfig(strategies=list(strategies))
     logging = logging_config(engine, log_level, strategy_log_level or log_level)
     return BacktestRunConfig(
@@ -491,6 +496,14 @@ def validate_run_config(config: BacktestRunConfig) -> None:
         data_cls = _data_cls(data)
         if data.client_id is None and not is_nautilus_class(data_cls):
             raise ConfigError(f"data entry for {data_cls.__name__} needs a client_id (e.g. {KIS!r})")
+        location = CatalogLocation.of(data)
+        if not location.is_local:
+            check_catalog(location, write=False)
+            if not parquet_files(location, class_to_filename(data_cls)):
+                raise ConfigError(
+                    f"catalog {location} has no {data_cls.__name__} data (run 'kis-adapter convert' first)"
+                )
+            continue
         root = Path(data.catalog_path)
         if not root.is_dir():
             raise ConfigError(f"catalog not found: {root}")
@@ -518,6 +531,7 @@ class BacktestOutcome:
     elapsed_secs: float
     report_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)  # `kis_adapter.results.run_results`
     trading: TradingReport | None = None  # None: the run had no venue KRX
     strategy_errors: HandlerErrors = field(default_factory=HandlerErrors)
 
@@ -534,10 +548,8 @@ def run_backtest(
     config: BacktestRunConfig, report_dir: str | Path | None = None, *, chart: bool = True
 ) -> BacktestOutcome:
     """Validate, run one `BacktestNode`, collect results, and write the report folder if given."""
-    from nautilus_trader.backtest.node import BacktestNode
-
     validate_run_config(config)
-    for catalog in {d.catalog_path for d in config.data}:
+    for catalog in {CatalogLocation.of(d) for d in config.data}:
         recover_catalog(catalog)  # complete a write an interrupted convert left half done
     custom = [d for d in config.data if not is_nautilus_class(_data_cls(d))]  # built-ins have own handlers
     counter = ImportableActorConfig(
@@ -560,7 +572,7 @@ def run_backtest(
     )
 
     started = time.perf_counter()
-    node = BacktestNode(configs=[config])
+    node = StorageBacktestNode(configs=[config])  # a BacktestNode that opens object stores too
     try:
         try:
             node.build()
@@ -577,14 +589,17 @@ def run_backtest(
         elapsed = time.perf_counter() - started
         counters = [a for a in engine.trader.actors() if isinstance(a, EventCounter)]
         strategies = list(engine.trader.strategies())
+        events = counters[-1].counts if counters else Counter()
+        decisions = [d for s in strategies for d in getattr(s, "decisions", None) or []]
         outcome = BacktestOutcome(
             run_config_id=config.id,
-            events=counters[-1].counts if counters else Counter(),
+            events=events,
             strategies=strategies,
             summaries=_summaries(strategies),
-            decisions=[d for s in strategies for d in getattr(s, "decisions", None) or []],
+            decisions=decisions,
             points=counters[-1].points if counters else {},
             elapsed_secs=elapsed,
+            results=run_results(engine, events, decisions),
             trading=collect_trading(engine, tearsheet=report_dir is not None),
             strategy_errors=errors,
         )
@@ -651,6 +666,7 @@ REPORT_FILES: Final = (
     "decisions.csv",
     CHART_FILE,
     "summary.txt",
+    RESULTS_FILE,
 )
 REPORT_PATTERNS: Final = ("auctions-*.csv", "auctions-*.txt")  # the tables of a second, third... strategy
 
@@ -686,6 +702,8 @@ def write_report(outcome: BacktestOutcome, directory: Path, *, chart: bool = Tru
         ]
         files.append(draw_auction_chart(outcome.points, markers, directory / CHART_FILE))
     files += write_trading_files(outcome.trading, outcome.points if chart else {}, directory)
+    if outcome.trading is not None and outcome.results:
+        files.append(_write_results(outcome.results, directory / RESULTS_FILE))
     summary = directory / "summary.txt"
     files.append(summary)
     outcome.report_dir = directory
@@ -695,6 +713,14 @@ def write_report(outcome: BacktestOutcome, directory: Path, *, chart: bool = Tru
     except OSError as exc:
         raise KISError(f"cannot write {summary}: {exc.strerror or exc}") from None
     return files
+
+
+def _write_results(results: dict[str, Any], path: Path) -> Path:
+    try:
+        path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise KISError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def event_rows(events: Counter[tuple[str, str]]) -> list[dict[str, Any]]:

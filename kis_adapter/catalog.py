@@ -9,11 +9,18 @@ Writes are idempotent and crash-safe:
 
 * a chunk already in the catalog adds nothing; a chunk overlapping files of the catalog is merged
   with them (exact duplicate rows dropped, each row counted once) and replaces them;
-* nothing half-written is ever visible: a file is written under a temporary name no reader lists,
-  then renamed into place; the files it replaces are removed after. A journal (``.kis-journal``)
-  records each replacement until it is done, and the next `convert` (or `backtest`) completes an
-  interrupted one, so a crash, Ctrl-C or a full disk never leaves the catalog unreadable, and at
-  worst leaves a short-lived duplicate the next run removes;
+* nothing half-written is ever visible. On a local disk a file is written under a temporary name
+  no reader lists, then renamed into place; on object storage (no rename there) it is serialised
+  in memory and stored under its final name in one PUT, which S3 makes visible whole or not at
+  all. The files it replaces are removed after. A journal (``.kis-journal-*.json``) records each
+  replacement until it is done, and the next `convert` (or `backtest`) completes an interrupted
+  one, so a crash, Ctrl-C or a full disk never leaves the catalog unreadable, and at worst leaves
+  a short-lived duplicate the next run removes;
+* several converts may write one catalog at once (different KST days: a chunk is one day): each
+  run names its journals, temporary files and staging folder by its run id and announces itself
+  with a lease (``.kis-runs/<run>.json``, refreshed while it works); recovery touches only what
+  runs without a live lease left (a dead pid on this host, or a lease not refreshed for
+  `LEASE_STALE_SECS` from another host);
 * memory is bounded: past a budget, accumulated tables are staged as Parquet parts under
   ``.kis-staging/`` and merged per chunk at the end.
 """
@@ -24,6 +31,8 @@ import contextlib
 import datetime as dt
 import json
 import os
+import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -64,12 +73,18 @@ from kis_adapter.protocol import Decoder
 from kis_adapter.protocol import DecodeStats
 from kis_adapter.providers import contracts_from_master
 from kis_adapter.providers import last_trading_days
+from kis_adapter.storage import CatalogLocation
+from kis_adapter.storage import check_catalog
+from kis_adapter.storage import storage_problem
 from kis_adapter.types import KISExpectedFill
 
 ProgressCallback = Callable[[int], None]
 
 STAGING_DIR: Final = ".kis-staging"
 JOURNAL_FILE: Final = ".kis-journal"
+LEASE_DIR: Final = ".kis-runs"
+LEASE_REFRESH_SECS: Final = 60.0  # a running convert rewrites its lease this often (monotonic clock)
+LEASE_STALE_SECS: Final = 15 * 60  # a lease from another host older than this belongs to a dead run
 DEFAULT_MEMORY_BUDGET: Final = 192 << 20  # bytes of accumulated columns and tables before staging
 _PROGRESS_EVERY: Final = 20_000
 _BUDGET_CHECK_EVERY: Final = 4_096
@@ -144,7 +159,7 @@ class ConvertReport:
 
 def convert_captures(
     paths: Iterable[str | os.PathLike[str]],
-    catalog_path: str | os.PathLike[str],
+    catalog_path: str | os.PathLike[str] | CatalogLocation,
     *,
     master: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
@@ -164,14 +179,18 @@ def convert_captures(
         CaptureReader(path).close()  # validate up front: one-line error, nothing half-written
         unique.setdefault(path.resolve(), path)
     explicit = _read_master(master) if master is not None else None
-    problem = writable_directory_problem(Path(catalog_path), "catalog")
-    if problem:  # a usage error, found before any decoding
-        raise ConfigError(problem)
+    location = _location(catalog_path)
+    if location.is_local:
+        problem = writable_directory_problem(Path(location.path), "catalog")
+        if problem:  # a usage error, found before any decoding
+            raise ConfigError(problem)
+    else:
+        check_catalog(location, write=True)  # credentials, endpoint, bucket: before any decoding
 
     report = ConvertReport()
-    catalog = ParquetDataCatalog(str(catalog_path))
+    catalog = location.catalog()
     writer = CatalogWriter(catalog, report)
-    writer.recover()
+    writer.start()
     context = FeedContext()
     if explicit is not None:
         context.last_trading_days.update(last_trading_days(explicit, context.calendar))
@@ -188,6 +207,7 @@ def convert_captures(
             context.last_trading_days.update(last_trading_days(masters[day], context.calendar))
 
     try:
+        writer.recover()
         for source, path in enumerate(unique.values()):
             with CaptureReader(path) as reader:
                 day = _header_day(reader.header)
@@ -206,7 +226,7 @@ def convert_captures(
                 master_for(day, path)
             writer.stage_all(columns, source)
         writer.publish_all()
-        _write_instruments(catalog, masters, seen, context, report)
+        _write_instruments(writer, masters, seen, context, report)
     finally:
         writer.cleanup()
     report.decode = decoder.stats
@@ -267,6 +287,7 @@ def _convert_file(
             columns[decoded.tr_id].add(decoded.rows, ts)
             seen.add(decoded.tr_id, decoded.rows, ts)
         if n % _BUDGET_CHECK_EVERY == 0:
+            writer.heartbeat()
             if writer.memory_bytes + sum(c.nbytes for c in columns.values()) > memory_budget:
                 writer.stage_all(columns, source, spill=True)
             if progress is not None and n % _PROGRESS_EVERY == 0:
@@ -305,7 +326,7 @@ def _master_beside(capture: Path, day: int, report: ConvertReport) -> MasterPars
 
 
 def _write_instruments(
-    catalog: ParquetDataCatalog,
+    writer: CatalogWriter,
     masters: dict[int, MasterParse | None],
     seen: DaySeen,
     context: FeedContext,
@@ -321,21 +342,19 @@ def _write_instruments(
             master, context.calendar, codes=codes, reference_prices=prices, ts=kst_instant(day, 0)
         )
         for contract in contracts.values():
-            _write_instrument(catalog, contract, report)
+            _write_instrument(writer, contract, report)
         for code in sorted(codes - set(contracts)):
             report.not_in_master.add(code)
 
 
-def _write_instrument(catalog: ParquetDataCatalog, contract: FuturesContract, report: ConvertReport) -> None:
+def _write_instrument(writer: CatalogWriter, contract: FuturesContract, report: ConvertReport) -> None:
+    catalog = writer.catalog
     directory = catalog._make_path(data_cls=FuturesContract, identifier=contract.id.value)
     target = os.path.join(directory, _timestamps_to_filename(contract.ts_init, contract.ts_init))
-    if catalog.fs.exists(target):
+    if writer.exists(target):
         report.instruments["unchanged"] += 1
         return
-    try:
-        catalog.write_data([contract])
-    except OSError as exc:
-        raise CatalogError(f"cannot write instrument {contract.id}: {exc.strerror or exc}") from None
+    writer.write_atomic(catalog._objects_to_table([contract], data_cls=FuturesContract), target)
     report.instruments["written"] += 1
 
 
@@ -355,10 +374,43 @@ class CatalogWriter:
         self.fs = catalog.fs
         self.report = report
         self.root = catalog.path.rstrip("/")
-        self._staging = f"{self.root}/{STAGING_DIR}/{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # Local disks rename atomically; object stores have no rename but store each PUT whole.
+        self.local = catalog.fs_protocol in ("file", "local")
+        self.run_id = uuid.uuid4().hex[:12]
+        self._staging = f"{self.root}/{STAGING_DIR}/{self.run_id}"
+        self._lease = f"{self.root}/{LEASE_DIR}/{self.run_id}.json"
+        self._lease_refreshed: float | None = None
         # chunk -> [(capture index, table or staged part path)], in capture order
         self._parts: dict[ChunkKey, list[tuple[int, pa.Table | str]]] = {}
         self.memory_bytes = 0
+
+    # -- lease --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Announce this run (its lease), so concurrent converts and backtests leave its files alone."""
+        self._write_lease()
+
+    def heartbeat(self) -> None:
+        """Refresh the lease now and then: a lease not refreshed for long belongs to a dead run."""
+        if (
+            self._lease_refreshed is not None
+            and time.monotonic() - self._lease_refreshed > LEASE_REFRESH_SECS
+        ):
+            self._write_lease()
+
+    def _write_lease(self) -> None:
+        lease = {"run": self.run_id, "host": _HOST, "pid": os.getpid(), "heartbeat_ns": time.time_ns()}
+        self._put_bytes(json.dumps(lease).encode(), self._lease, what="the catalog lease")
+        self._lease_refreshed = time.monotonic()
+
+    def cleanup(self) -> None:
+        """Remove this run's staged parts and its lease (what it published stays)."""
+        for path, recursive in ((self._staging, True), (self._lease, False)):
+            with contextlib.suppress(Exception):
+                if self.fs.exists(path):
+                    self.fs.rm(path, recursive=recursive)
+
+    # -- staging ------------------------------------------------------------------------------------
 
     def stage_all(self, columns: dict[str, Columns], source: int, *, spill: bool = False) -> None:
         """Move what was accumulated from capture number `source` into chunk parts (on disk: `spill`)."""
@@ -373,7 +425,7 @@ class CatalogWriter:
             self._spill()
 
     def _spill(self) -> None:
-        self.fs.mkdirs(self._staging, exist_ok=True)
+        self._mkdirs(self._staging)
         for parts in self._parts.values():
             for i, (source, part) in enumerate(parts):
                 if isinstance(part, pa.Table):
@@ -389,9 +441,10 @@ class CatalogWriter:
         once, while identical records within one capture (KIS repeating an update) all stay.
         """
         for key in sorted(self._parts, key=lambda k: (k[0].__name__, k[1], k[2])):
+            self.heartbeat()
             layers: dict[int, list[pa.Table]] = {}
             for source, part in self._parts.pop(key):
-                table = pq.read_table(part, filesystem=self.fs) if isinstance(part, str) else part
+                table = self._io(pq.read_table, part, filesystem=self.fs) if isinstance(part, str) else part
                 layers.setdefault(source, []).append(table)
             data_cls, instrument_id, _ = key
             tables = [_sorted(pa.concat_tables(parts)) for parts in layers.values()]
@@ -399,21 +452,16 @@ class CatalogWriter:
             self.report.added_by[(data_cls.__name__, instrument_id)] += added
         self.memory_bytes = 0
 
-    def cleanup(self) -> None:
-        with contextlib.suppress(OSError):
-            if self.fs.exists(self._staging):
-                self.fs.rm(self._staging, recursive=True)
-
     # -- one chunk --------------------------------------------------------------------------------
 
     def _publish(self, data_cls: type, instrument_id: str, layers: list[pa.Table]) -> int:
         """Merge one chunk's layers into the catalog's overlapping files; return the rows added."""
         directory = self.catalog._make_path(data_cls=data_cls, identifier=instrument_id)
-        self.fs.mkdirs(directory, exist_ok=True)
+        self._mkdirs(directory)
         intervals = [_interval(layer) for layer in layers]
         start, end = min(i[0] for i in intervals), max(i[1] for i in intervals)
         overlapping = []
-        for file in self.fs.glob(os.path.join(directory, "*.parquet")):
+        for file in self._glob(os.path.join(directory, "*.parquet"), directory):
             interval = _parse_filename_timestamps(file)
             if interval is not None and interval[0] <= end and start <= interval[1]:
                 overlapping.append(file)
@@ -445,77 +493,240 @@ class CatalogWriter:
 
     def _read(self, file: str, data_cls: type) -> pa.Table:
         schema = KISExpectedFill.SCHEMA if data_cls is KISExpectedFill else None
-        return pq.read_table(file, filesystem=self.fs, schema=schema)
-
-    def _write_file(self, table: pa.Table, path: str) -> None:
-        try:
-            pq.write_table(
-                table, where=path, filesystem=self.fs, row_group_size=self.catalog.max_rows_per_group
-            )
-        except (OSError, pa.ArrowException) as exc:
-            with contextlib.suppress(OSError):
-                self.fs.rm(path)
-            raise CatalogError(f"cannot write catalog file {path}: {_reason(exc)}") from None
+        return self._io(pq.read_table, file, filesystem=self.fs, schema=schema)
 
     def _replace(self, table: pa.Table, target: str, replacing: list[str]) -> None:
-        """Publish `table` as `target` (write aside, journal, rename), then drop what it replaces."""
-        tmp = f"{target}.{uuid.uuid4().hex[:8]}.tmp"  # "*.parquet" globs never list it
-        self._write_file(table, tmp)
-        entry = {"tmp": tmp, "target": target, "replacing": [f for f in replacing if f != target]}
-        journal = self._journal(entry)
-        try:
-            self.fs.mv(tmp, target)
-            for file in entry["replacing"]:
-                self.fs.rm(file)
-        except OSError as exc:
-            raise CatalogError(f"cannot publish catalog file {target}: {_reason(exc)}") from None
-        with contextlib.suppress(OSError):
+        """Publish `table` as `target` (journal, then an atomic write), then drop what it replaces."""
+        entry = {
+            "run": self.run_id,
+            "tmp": None,
+            "target": target,
+            "replacing": [f for f in replacing if f != target],
+        }
+        if self.local:
+            entry["tmp"] = self._tmp_name(target)
+            self._write_file(table, entry["tmp"])  # "*.parquet" globs never list it
+            journal = self._journal(entry)
+            self._rename(entry["tmp"], target)
+        else:
+            journal = self._journal(entry)
+            self._write_file(table, target)  # one PUT: visible whole, or not at all
+        for file in entry["replacing"]:
+            self._remove(file, f"cannot publish catalog file {target}")
+        with contextlib.suppress(Exception):
             self.fs.rm(journal)
 
-    def _journal(self, entry: dict) -> str:
-        path = f"{self.root}/{JOURNAL_FILE}-{uuid.uuid4().hex[:8]}.json"
+    def write_atomic(self, table: pa.Table, target: str) -> None:
+        """Write `table` as `target` so no reader ever sees it half-written (no journal: replaces nothing)."""
+        self._mkdirs(os.path.dirname(target))
+        if self.local:
+            tmp = self._tmp_name(target)
+            self._write_file(table, tmp)
+            self._rename(tmp, target)
+        else:
+            self._write_file(table, target)
+
+    def exists(self, path: str) -> bool:
+        return bool(self._io(self.fs.exists, path))
+
+    # -- storage primitives -------------------------------------------------------------------------
+
+    def _tmp_name(self, target: str) -> str:
+        return f"{target}.{self.run_id}.{uuid.uuid4().hex[:4]}.tmp"
+
+    def _mkdirs(self, directory: str) -> None:
+        if self.local:  # object stores have no directories (and s3fs would create a missing bucket)
+            self._io(self.fs.mkdirs, directory, exist_ok=True)
+
+    def _glob(self, pattern: str, directory: str) -> list[str]:
+        if not self.local:
+            self.fs.invalidate_cache(directory)  # another process may have written since we looked
+        return list(self._io(self.fs.glob, pattern))
+
+    def _write_file(self, table: pa.Table, path: str) -> None:
+        if self.local:
+            try:
+                pq.write_table(
+                    table, where=path, filesystem=self.fs, row_group_size=self.catalog.max_rows_per_group
+                )
+            except (OSError, pa.ArrowException) as exc:
+                with contextlib.suppress(OSError):
+                    self.fs.rm(path)
+                raise CatalogError(f"cannot write catalog file {path}: {_reason(exc)}") from None
+            return
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer, row_group_size=self.catalog.max_rows_per_group)
+        self._put_bytes(buffer.getvalue().to_pybytes(), path, what="catalog file")
+
+    def _put_bytes(self, data: bytes, path: str, *, what: str) -> None:
+        """Store `data` as `path` whole: a rename on a local disk, one PUT on an object store."""
         try:
-            with self.fs.open(path, "w") as file:
-                json.dump(entry, file)
+            if self.local:
+                self.fs.mkdirs(os.path.dirname(path), exist_ok=True)
+                tmp = self._tmp_name(path)
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, path)
+            else:
+                self.fs.pipe_file(path, data)
+        except Exception as exc:
+            raise CatalogError(f"cannot write {what} {path}: {self._why(exc)}") from None
+
+    def _rename(self, source: str, target: str) -> None:
+        try:
+            self.fs.mv(source, target)
         except OSError as exc:
-            raise CatalogError(f"cannot write the catalog journal {path}: {_reason(exc)}") from None
+            raise CatalogError(f"cannot publish catalog file {target}: {_reason(exc)}") from None
+
+    def _remove(self, path: str, context: str) -> None:
+        try:
+            self.fs.rm(path)
+        except FileNotFoundError:
+            pass  # already gone (a concurrent recovery)
+        except Exception as exc:
+            raise CatalogError(f"{context}: {self._why(exc)}") from None
+
+    def _io(self, function: Callable, *args: object, **kwargs: object) -> object:
+        """Call a storage operation; any failure is one `CatalogError` line (never a traceback)."""
+        try:
+            return function(*args, **kwargs)
+        except KISError:
+            raise
+        except Exception as exc:
+            raise CatalogError(f"catalog {self.root}: {self._why(exc)}") from None
+
+    def _why(self, exc: BaseException) -> str:
+        if self.local:
+            return _reason(exc)
+        return storage_problem(exc, CatalogLocation.of_catalog(self.catalog))
+
+    def _journal(self, entry: dict) -> str:
+        path = f"{self.root}/{JOURNAL_FILE}-{self.run_id}-{uuid.uuid4().hex[:8]}.json"
+        self._put_bytes(json.dumps(entry).encode(), path, what="the catalog journal")
         return path
 
+    # -- recovery -----------------------------------------------------------------------------------
+
     def recover(self) -> int:
-        """Complete replacements an earlier run left half done; remove its staged parts."""
+        """
+        Complete replacements that dead runs left half done; remove their temporary files, staged
+        parts and leases. What a live run (this one, or a concurrent convert) owns is left alone.
+        """
+        if not self.local:
+            self.fs.invalidate_cache()
+        live = self._live_runs()
         recovered = 0
-        for journal in self.fs.glob(f"{self.root}/{JOURNAL_FILE}-*.json"):
+        for journal in self._io(self.fs.glob, f"{self.root}/{JOURNAL_FILE}-*.json"):
             try:
                 with self.fs.open(journal, "r") as file:
                     entry = json.load(file)
-                tmp, target, replacing = entry["tmp"], entry["target"], list(entry["replacing"])
+                tmp, target, replacing = entry.get("tmp"), entry["target"], list(entry["replacing"])
+            except FileNotFoundError:
+                continue  # completed meanwhile by its run or a concurrent recovery
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a journal cut while being written: its replacement never started
+            if entry.get("run") in live:
+                continue
             try:
-                if self.fs.exists(tmp):
+                if tmp and self.fs.exists(tmp):
                     self.fs.mv(tmp, target)
                 if self.fs.exists(target):
                     for file in replacing:
-                        if self.fs.exists(file):
+                        if file != target and self.fs.exists(file):
                             self.fs.rm(file)
                 self.fs.rm(journal)
-            except OSError as exc:
-                raise CatalogError(f"cannot complete an interrupted catalog write: {_reason(exc)}") from None
+            except FileNotFoundError:
+                pass  # a concurrent recovery got there first
+            except Exception as exc:
+                raise CatalogError(
+                    f"cannot complete an interrupted catalog write: {self._why(exc)}"
+                ) from None
             recovered += 1
-        for leftover in self.fs.glob(f"{self.root}/data/**/*.tmp"):
-            with contextlib.suppress(OSError):
-                self.fs.rm(leftover)  # written aside by a run that stopped before journaling it
-        with contextlib.suppress(OSError):
-            if self.fs.exists(f"{self.root}/{STAGING_DIR}"):
-                self.fs.rm(f"{self.root}/{STAGING_DIR}", recursive=True)
+        if self.local:  # object stores get no temporary files
+            leftovers = [
+                *self._io(self.fs.glob, f"{self.root}/data/**/*.tmp"),
+                *self._io(self.fs.glob, f"{self.root}/{JOURNAL_FILE}-*.tmp"),  # a journal written aside
+            ]
+            for leftover in leftovers:
+                if _tmp_owner(leftover) not in live:
+                    with contextlib.suppress(OSError):
+                        self.fs.rm(leftover)  # written aside by a run that stopped before journaling it
+        for folder in self._listing(f"{self.root}/{STAGING_DIR}"):
+            if folder.rstrip("/").rsplit("/", 1)[-1] not in live:
+                with contextlib.suppress(Exception):
+                    self.fs.rm(folder, recursive=True)
+        for lease in self._listing(f"{self.root}/{LEASE_DIR}"):
+            if lease.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json") not in live:
+                with contextlib.suppress(Exception):
+                    self.fs.rm(lease)
         self.report.recovered += recovered
         return recovered
 
+    def _listing(self, directory: str) -> list[str]:
+        try:
+            return list(self.fs.ls(directory, detail=False))
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise CatalogError(f"catalog {self.root}: {self._why(exc)}") from None
 
-def recover_catalog(catalog_path: str | os.PathLike[str]) -> int:
-    """Complete interrupted writes of an earlier `convert` (run before reading a catalog)."""
-    catalog = ParquetDataCatalog(str(catalog_path))
+    def _live_runs(self) -> set[str]:
+        """Run ids whose lease says they may still be writing (this run's always)."""
+        live = {self.run_id}
+        for path in self._listing(f"{self.root}/{LEASE_DIR}"):
+            run = path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                with self.fs.open(path, "r") as file:
+                    lease = json.load(file)
+            except FileNotFoundError:
+                continue  # its run finished meanwhile
+            except (OSError, ValueError):
+                live.add(run)  # unreadable: never clobber what might be a live run
+                continue
+            if _lease_is_live(lease):
+                live.add(run)
+        return live
+
+
+_HOST: Final = socket.gethostname()
+
+
+def _lease_is_live(lease: dict) -> bool:
+    """Same host: its process still runs. Another host: it refreshed its lease recently."""
+    try:
+        host, pid, heartbeat = str(lease["host"]), int(lease["pid"]), int(lease["heartbeat_ns"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    if host == _HOST:
+        return _pid_alive(pid)
+    return time.time_ns() - heartbeat < LEASE_STALE_SECS * 1_000_000_000
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _tmp_owner(path: str) -> str:
+    """The run id in ``<target>.<run>.<hex>.tmp`` (anything else: no live run owns it)."""
+    parts = path.removesuffix(".tmp").rsplit(".", 2)
+    return parts[1] if len(parts) == 3 else ""
+
+
+def recover_catalog(catalog_path: str | os.PathLike[str] | CatalogLocation) -> int:
+    """Complete interrupted writes of earlier `convert`s (run before reading a catalog)."""
+    catalog = _location(catalog_path).catalog()
     return CatalogWriter(catalog, ConvertReport()).recover()
+
+
+def _location(catalog_path: str | os.PathLike[str] | CatalogLocation) -> CatalogLocation:
+    if isinstance(catalog_path, CatalogLocation):
+        return catalog_path
+    return CatalogLocation.parse(catalog_path)
 
 
 def _sorted(table: pa.Table) -> pa.Table:

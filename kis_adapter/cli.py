@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "record": "Connect to KIS, register the TRs (--tr) for the codes, write captures (--schedule: every day)",
     "convert": "Decode captures into a ParquetDataCatalog: the three feeds and the instruments",
     "backtest": "Run a BacktestNode over a catalog (with the auction venue KRX when it can trade) and report",
+    "sweep": "One backtest per point of a parameter grid, on Dask; results in OUT/sweep.csv",
     "live": "Run a TradingNode declared in a config file (live strategies, paper trading)",
     "simulate": "Serve captures over the KIS protocol on 127.0.0.1 (REST approval/token/master + WebSocket)",
     "demo": "The main job on the bundled sample: convert, backtest with the auction venue, PnL, report",

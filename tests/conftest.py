@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from s3_helpers import bucket  # noqa: F401 (fixtures of the object-storage tests, for every module)
+from s3_helpers import moto_endpoint  # noqa: F401
+from s3_helpers import s3_env  # noqa: F401
 
 from kis_adapter.capture import CaptureWriter
 from kis_adapter.master import master_for_codes

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nautilus_trader.backtest.config import BacktestRunConfig
 
 DEFAULT_REPORT = "out/report"
 
@@ -19,7 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--config", metavar="FILE", help="a BacktestRunConfig as JSON (as BacktestRunConfig.parse reads it)"
     )
-    source.add_argument("--catalog", metavar="DIR", help="a ParquetDataCatalog made by 'kis-adapter convert'")
+    source.add_argument(
+        "--catalog",
+        metavar="DIR",
+        help="a ParquetDataCatalog made by 'kis-adapter convert': a local path or an fsspec URI "
+        "(s3://bucket/prefix, credentials and endpoint from the usual AWS_* variables)",
+    )
     parser.add_argument(
         "--strategy",
         action="append",
@@ -75,12 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kis_adapter.backtest import build_run_config
-    from kis_adapter.backtest import catalog_inventory
     from kis_adapter.backtest import format_summary
     from kis_adapter.backtest import load_run_config
     from kis_adapter.backtest import run_backtest
-    from kis_adapter.backtest import strategy_configs
     from kis_adapter.errors import ConfigError
     from kis_adapter.paths import writable_directory_problem
 
@@ -96,21 +103,50 @@ def run(args: argparse.Namespace) -> int:
             )
         config = load_run_config(args.config)
     else:
-        # A user's module:Class is found in the working directory too, searched after everything
-        # installed, so it never shadows a package (files given as path/to/file.py:Class need no path).
-        cwd = os.getcwd()
-        if cwd not in sys.path:
-            sys.path.append(cwd)
-        trading = bool(catalog_inventory(args.catalog).tradable)
-        strategies = strategy_configs(args.strategy, args.strategy_config, args.param, trading=trading)
         strategy_log_level = args.strategy_log_level or ("INFO" if args.strategy else args.log_level)
-        config = build_run_config(
+        config = catalog_run_config(
             args.catalog,
-            strategies,
+            args.strategy,
+            args.strategy_config,
+            args.param,
+            balance=args.balance,
             log_level=args.log_level,
             strategy_log_level=strategy_log_level,
-            balance=args.balance,
         )
     outcome = run_backtest(config, report, chart=not args.no_chart)
     print(format_summary(outcome))
     return 0
+
+
+def catalog_run_config(
+    catalog: str,
+    strategy: Sequence[str] | None,
+    strategy_config: str | None,
+    params: Sequence[str],
+    *,
+    balance: str,
+    log_level: str,
+    strategy_log_level: str,
+) -> BacktestRunConfig:
+    """
+    The run ``backtest --catalog`` makes (also what ``sweep`` runs per point, so a point's result is
+    the result of this command with the same arguments): the catalog checked first (a local path, or
+    an object store reachable with this process's credentials), then strategies and venue.
+    """
+    from kis_adapter.backtest import build_run_config
+    from kis_adapter.backtest import catalog_inventory
+    from kis_adapter.backtest import strategy_configs
+    from kis_adapter.storage import CatalogLocation
+    from kis_adapter.storage import check_catalog
+
+    check_catalog(CatalogLocation.parse(catalog), write=False)
+    # A user's module:Class is found in the working directory too, searched after everything
+    # installed, so it never shadows a package (files given as path/to/file.py:Class need no path).
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    trading = bool(catalog_inventory(catalog).tradable)
+    strategies = strategy_configs(strategy, strategy_config, params, trading=trading)
+    return build_run_config(
+        catalog, strategies, log_level=log_level, strategy_log_level=strategy_log_level, balance=balance
+    )

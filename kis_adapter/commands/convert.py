@@ -18,7 +18,12 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture files (.jsonl or .jsonl.gz)")
     parser.add_argument(
-        "--catalog", required=True, metavar="DIR", help="catalog directory (created if missing)"
+        "--catalog",
+        required=True,
+        metavar="DIR",
+        help="catalog directory (created if missing), or an fsspec URI such as s3://bucket/prefix "
+        "(the bucket must exist; credentials and endpoint from the usual AWS_* variables, "
+        "AWS_ENDPOINT_URL included)",
     )
     parser.add_argument(
         "--master",
