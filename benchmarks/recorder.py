@@ -232,12 +232,13 @@ def throughput(name: str, n_frames: int, sessions: int, workdir: Path, *, blast:
                 runner.call(sim.wait_replay_done, 300, timeout=310)
             sent = sim.stats.frames_sent
             deadline = time.monotonic() + 60
-            if sessions > 1:  # the service says what it received; else wait for the socket to drain
+            idle = 0.0
+            if sessions > 1:  # the service says what it received
                 while _metric(port, "kis_recorder_frames_total") < sent and time.monotonic() < deadline:
                     time.sleep(0.05)
-            else:
-                time.sleep(2.0)
-            wall = time.perf_counter() - t0
+            else:  # no metrics on the one-key path: wait until its capture stops growing
+                idle = _wait_until_still(out, deadline)
+            wall = time.perf_counter() - t0 - idle
             cpu = _cpu_secs(proc.pid) - cpu0
             proc.send_signal(signal.SIGTERM)
             _, stderr = proc.communicate(timeout=60)
@@ -263,6 +264,22 @@ def throughput(name: str, n_frames: int, sessions: int, workdir: Path, *, blast:
                     last_seq[code] = seq
     seconds = (max(stamps) - min(stamps)) / 1e9 if len(stamps) > 1 else 0.0
     return Run(name, sessions, sent, len(stamps), seconds, cpu, wall, order_ok)
+
+
+def _wait_until_still(out: Path, deadline: float) -> float:
+    """
+    Wait until the capture files in `out` have not grown for 3 s (the writer flushes every second);
+    returns the seconds waited since they last grew, which are not part of the recorder's work.
+    """
+    size, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = sum(path.stat().st_size for path in out.glob("kis-*.jsonl*"))
+        if now != size:
+            size, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= 3.0:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - still_since
 
 
 async def _start(sim: KISSimulator) -> None:

@@ -53,6 +53,7 @@ FORMAT: Final = "kis-capture"
 VERSION: Final = 1
 _COMPRESS_LEVEL: Final = 6
 _GZIP_WBITS: Final = 31  # zlib's gzip wrapper: header, deflate, CRC-32 and length
+_COMPRESS_BATCH: Final = 64 * 1024  # bytes of lines compressed in one zlib call
 
 
 class _Line(msgspec.Struct):
@@ -616,6 +617,8 @@ class CaptureWriter:
         self._clock = clock
         self._file: io.BufferedWriter | None = None
         self._member: Any = None  # the zlib compressor of the gzip member being written
+        self._pending: list[bytes] = []  # encoded lines not yet compressed (gzip only)
+        self._pending_bytes = 0
         self._day: int | None = None
         self._last_flush = clock()
         self.paths: list[Path] = []
@@ -652,13 +655,33 @@ class CaptureWriter:
         self.flush_if_due()
 
     def _put(self, data: bytes) -> None:
+        if self.compress:
+            # Lines wait in a list and are compressed in one call per ~64 KB: one zlib call per
+            # message was the recorder's largest cost after the socket. Nothing waits longer than
+            # the next flush, which is also when a gzip member ends, so what a crash can cost is the
+            # same as before: the records since the last flush.
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes >= _COMPRESS_BATCH:
+                self._compress_pending()
+            return
         try:
-            if self.compress:
-                if self._member is None:  # the first write after a flush starts a new gzip member
-                    self._member = zlib.compressobj(_COMPRESS_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
-                data = self._member.compress(data)
-            if data:
-                self._file.write(data)
+            self._file.write(data)
+        except OSError as exc:
+            raise CaptureError(f"cannot write capture {self.path}: {exc.strerror or exc}") from None
+
+    def _compress_pending(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        try:
+            if self._member is None:  # the first write after a flush starts a new gzip member
+                self._member = zlib.compressobj(_COMPRESS_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+            out = self._member.compress(data)
+            if out:
+                self._file.write(out)
         except OSError as exc:
             raise CaptureError(f"cannot write capture {self.path}: {exc.strerror or exc}") from None
 
@@ -704,6 +727,7 @@ class CaptureWriter:
         self._last_flush = self._clock()
         if self._file is None:
             return
+        self._compress_pending()
         try:
             if self._member is not None:
                 member, self._member = self._member, None
@@ -721,6 +745,8 @@ class CaptureWriter:
         finally:
             self._file = None
             self._member = None
+            self._pending.clear()
+            self._pending_bytes = 0
             self._day = None
             try:
                 file.close()
