@@ -14,6 +14,7 @@ on any date: the sample's December contracts are not expired for the venue whate
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -22,10 +23,12 @@ from live_helpers import replay_when_subscribed
 from sim_helpers import APP_KEY
 from sim_helpers import APP_SECRET
 from sim_helpers import simulator_thread
+from sim_helpers import write_capture
 
 from kis_adapter.capture import CaptureReader
 from kis_adapter.cli import main
 from kis_adapter.commands.demo import sample_captures
+from kis_adapter.krx import KST
 from kis_adapter.krx import kst_date
 from kis_adapter.parsing import MessageParser
 
@@ -127,3 +130,44 @@ def test_paper_trading_on_the_replayed_capture_fills_as_its_backtest(monkeypatch
     assert pnl_line in paper_out.splitlines()
     assert "Open at stop: none" in paper_out.splitlines()
     assert (paper_report / "summary.txt").read_text().count(pnl_line) == 1
+
+
+@pytest.mark.slow
+def test_paper_trading_stopped_with_positions_open_reports_them(monkeypatch, tmp_path, capsys):
+    """A paper node stopped before its exits (the capture cut at 09:00 KST) says what is still open."""
+    # Arrange: the sample up to 09:00 KST, after the opening print, before GapTrader's exits
+    monkeypatch.setenv("KIS_APP_KEY", APP_KEY)
+    monkeypatch.setenv("KIS_APP_SECRET", APP_SECRET)
+    monkeypatch.chdir(tmp_path)
+    (sample,) = sample_captures()
+    master = next(sample.parent.glob("fo_stk_code_mts-*.mst"))
+    monkeypatch.setenv("KIS_MASTER_URL", master.as_uri())
+    with CaptureReader(sample) as reader:
+        messages = [(m.ts, m.frame) for m in reader if isinstance(m.frame, str)]
+    day = kst_date(next(ts for ts, frame in messages if frame.startswith("0|")))
+    nine = int(dt.datetime.combine(day, dt.time(9, 0), tzinfo=KST).timestamp() * 1e9)
+    capture = write_capture(tmp_path / "cut", [(ts, frame) for ts, frame in messages if ts < nine])
+    codes = json.loads(PAPER_CONFIG.read_text())["data_clients"]["KIS"]["config"]["codes"]
+    report = tmp_path / "paper-report"
+
+    # Act
+    with simulator_thread([capture], speed=0, pingpong_interval_secs=None, autostart_replay=False) as sim:
+        config = paper_config(
+            sim, tmp_path / "paper.json", tmp_path / "paper", published_records(capture, day), codes
+        )
+        replay_when_subscribed(sim, 3 * len(codes))
+        code = main(["live", "--config", str(config), "--report", str(report)])
+    out = capsys.readouterr().out
+
+    # Assert: the entries at the open filled, the exits never came, and the stop says so
+    assert code == 0
+    fills = read_csv(report / "fills.csv")
+    assert all(row["time_kst"] < f"{day} 09:00" for row in fills)
+    opening_buys = [r for r in fills if r["side"] == "BUY" and r["time_kst"].startswith(f"{day} 08:45:00")]
+    assert sorted(r["instrument_id"] for r in opening_buys) == ["A11612.KRX", "A31612.KRX", "A3C612.KRX"]
+    open_line = next(line for line in out.splitlines() if line.startswith("Open at stop:"))
+    assert open_line == (
+        "Open at stop: LONG 1 A11612.KRX from 99,600, LONG 1 A31612.KRX from 15,060, "
+        "LONG 1 A3C612.KRX from 3,985"
+    )
+    assert open_line in (report / "summary.txt").read_text().splitlines()
