@@ -484,20 +484,13 @@ def default_calendar() -> TradingCalendar:
 
 
 def _build_xkrx(overrides: CalendarOverrides) -> TradingCalendar:
-    import warnings
-
-    import exchange_calendars as xcals
+    from kis_adapter.xkrx_sessions import xkrx_sessions  # the one place that touches the disk (a cache)
 
     end = dt.date(dt.date.today().year + 3, 12, 31)
-    with warnings.catch_warnings():  # pandas 3 deprecations raised inside exchange-calendars
-        warnings.simplefilter("ignore")
-        calendar = xcals.get_calendar("XKRX", start="2020-01-01", end=end.isoformat())
-        schedule = calendar.schedule
-    sessions: dict[dt.date, DayShift] = {}
-    for day, opens, closes in zip(schedule.index, schedule["open"], schedule["close"], strict=True):
-        date = day.date()
-        open_kst = (opens.hour * 3600 + opens.minute * 60 + 9 * 3600) % 86_400
-        close_kst = (closes.hour * 3600 + closes.minute * 60 + 9 * 3600) % 86_400
-        sessions[date] = DayShift((open_kst - _STOCK_OPEN) // 60, (close_kst - _STOCK_CLOSE) // 60)
-    first, last = schedule.index[0].date(), schedule.index[-1].date()
+    times = xkrx_sessions(dt.date(2020, 1, 1), end)
+    sessions: dict[dt.date, DayShift] = {
+        date: DayShift((open_kst - _STOCK_OPEN) // 60, (close_kst - _STOCK_CLOSE) // 60)
+        for date, open_kst, close_kst in times
+    }
+    first, last = times[0][0], times[-1][0]
     return TradingCalendar(sessions, first, last, overrides, source="XKRX")
