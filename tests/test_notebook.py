@@ -372,3 +372,11 @@ def test_load_frame_with_a_bad_time_is_a_clear_error(sample_catalog: Path):
 
     with pytest.raises(ConfigError, match="start='yesterday-ish' is not a time"):
         load_frame(sample_catalog, "trades", start="yesterday-ish")
+
+
+def test_load_frame_is_exported_by_the_package(sample_catalog: Path):
+    """``from kis_adapter import load_frame`` is the notebook entry point."""
+    import kis_adapter
+
+    assert kis_adapter.load_frame is load_frame
+    assert "load_frame" in kis_adapter.__all__
