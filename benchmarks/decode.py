@@ -1,19 +1,22 @@
 """
-Decode and catalog throughput of the H0ZFANC0 path, on a generated corpus, in one run.
+Decode and catalog throughput of the three feeds, on generated corpora, in one run.
 
 Rows (records/s; see benchmarks/README.md for what each one measures):
 
-1. bare ``split`` floor: ``split('|')``, ``split('^')``, chunk by the count: nothing else
+1. bare ``split`` floor of the H0ZFANC0 frames: ``split('|')``, ``split('^')``, chunk by the count
 2. ``Decoder.decode`` → typed row tuples
 3. ``MessageParser.parse`` → ``KISExpectedFill`` objects (what the live client publishes)
 4. pandas per frame, like the official KIS sample (a subset, extrapolated)
 5. catalog write: our batch encoder vs the ``@customdataclass`` default encoder (a subset)
-6. end to end: ``convert_captures`` on a gzip capture of the corpus
-7. ``--big``: peak RSS of ``kis-adapter convert`` on a 5-million-record capture, in a subprocess
+6. end to end: ``convert_captures`` on a gzip capture of the H0ZFANC0 corpus
+7. ``--big``: peak RSS of ``kis-adapter convert`` on a 5-million-record three-TR capture, in a subprocess
+8. / 9. the bare split floor of a three-TR day's H0ZFCNT0 frames / ``MessageParser.parse`` → ``TradeTick``
+10. / 11. the same for its H0ZFASP0 frames / → ``OrderBookDepth10`` (and the level-1 ``QuoteTick``)
+12. end to end: ``convert_captures`` on a gzip capture of the three-TR day
 
-Prints a table and the targets of issue #2; asserts nothing. Usage::
+Prints a table and the targets of issues #2 and #9; asserts nothing. Usage::
 
-    .venv/bin/python benchmarks/decode.py            # ~1 min on 2 cores
+    .venv/bin/python benchmarks/decode.py            # ~1.5 min on 2 cores
     .venv/bin/python benchmarks/decode.py --big      # + the 5M-record memory run (several minutes)
 """
 
@@ -120,6 +123,15 @@ def parser_objects(messages: list[tuple[int, str]], keep: list | None = None) ->
     return n
 
 
+def records_parsed(messages: list[tuple[int, str]], records: int) -> int:
+    """`MessageParser.parse` over the frames; returns `records`, the records they carry (a book
+    record makes two objects: the depth and its quote)."""
+    parse = MessageParser().parse
+    for ts, frame in messages:
+        parse(ts, frame)
+    return records
+
+
 def construct(cls: type, decoded_rows: list[tuple[int, tuple]]) -> int:
     """Build one object per decoded row: the constructor's share of row 3."""
     ids: dict[str, InstrumentId] = {}
@@ -156,13 +168,30 @@ def convert(paths: list[Path], directory: Path) -> int:
     return convert_captures(paths, directory).records
 
 
-def big_convert_rss(workdir: Path, n_records: int) -> tuple[int, float, float, int]:
-    """Write an `n_records` capture, convert it with the CLI in a child process; return
-    (records written, child peak RSS in MB, child wall seconds, capture bytes)."""
+def convert_records(paths: list[Path], directory: Path, written: list[int]) -> int:
+    """`convert` counting the capture's records decoded (a book also makes a quote: rows ≠ records)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    report = convert_captures(paths, directory)
+    written[:] = [report.records]
+    return report.decode.records
+
+
+def of_tr(messages: list[tuple[int, str]], tr_id: str) -> list[tuple[int, str]]:
+    prefix = f"0|{tr_id}|"
+    return [(ts, frame) for ts, frame in messages if frame.startswith(prefix)]
+
+
+def records_in(messages: list[tuple[int, str]]) -> int:
+    return sum(int(frame.split("|", 3)[2]) for _, frame in messages)
+
+
+def big_convert_rss(workdir: Path, n_records: int, per_day: int) -> tuple[int, float, float, int, int]:
+    """Write an `n_records` three-TR capture, convert it with the CLI in a child process; return
+    (rows written, child peak RSS in MB, child wall seconds, capture bytes, capture files)."""
     captures = workdir / "big-captures"
     shutil.rmtree(captures, ignore_errors=True)
-    print(f"  writing a {n_records:,}-record capture ...", file=sys.stderr, flush=True)
-    paths = _corpus.write_capture(captures, n_records)
+    print(f"  writing a {n_records:,}-record three-TR capture ...", file=sys.stderr, flush=True)
+    paths = _corpus.write_mixed_capture(captures, n_records, records_per_day=per_day)
     size = sum(p.stat().st_size for p in paths)
     catalog = workdir / "big-catalog"
     shutil.rmtree(catalog, ignore_errors=True)
@@ -187,7 +216,7 @@ def big_convert_rss(workdir: Path, n_records: int) -> tuple[int, float, float, i
     )
     shutil.rmtree(captures, ignore_errors=True)
     shutil.rmtree(catalog, ignore_errors=True)
-    return records, usage.ru_maxrss / 1024, seconds, size  # ru_maxrss is in KiB on Linux
+    return records, usage.ru_maxrss / 1024, seconds, size, len(paths)  # ru_maxrss is in KiB on Linux
 
 
 # -- THE RUN -------------------------------------------------------------------------------------
@@ -219,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-records", type=int, default=20_000, help="records for the default encoder")
     parser.add_argument("--big", action="store_true", help="also measure convert's peak RSS on a big capture")
     parser.add_argument("--big-records", type=int, default=5_000_000, help="records of the --big capture")
+    parser.add_argument(
+        "--day-records", type=int, default=200_000, help="records of the three-TR day (rows 8-12; 200,000)"
+    )
+    parser.add_argument(
+        "--big-day-records", type=int, default=1_000_000, help="records a day, --big (1,000,000)"
+    )
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temporary one)")
     args = parser.parse_args(argv)
 
@@ -326,6 +361,37 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     )
     objects.clear()
 
+    day = list(_corpus.iter_mixed_messages(args.day_records, args.multi))
+    trades, books = of_tr(day, "H0ZFCNT0"), of_tr(day, "H0ZFASP0")
+    n_books = records_in(books)
+    print(
+        f"Three-TR day: {args.day_records:,} records in {len(day):,} frames: "
+        f"{records_in(of_tr(day, 'H0ZFANC0')):,} expected fills, {records_in(trades):,} trades "
+        f"({len(trades):,} frames), {n_books:,} books"
+    )
+    measure("floor_trades", "8 bare split floor, H0ZFCNT0 frames", lambda: split_floor(trades), args.repeat)
+    measure(
+        "trades", "9 MessageParser.parse → TradeTick", lambda: parser_objects(trades), args.repeat, note=""
+    )
+    measure("floor_books", "10 bare split floor, H0ZFASP0 frames", lambda: split_floor(books), args.repeat)
+    measure(
+        "books",
+        "11 MessageParser.parse → OrderBookDepth10",
+        lambda: records_parsed(books, n_books),
+        args.repeat,
+        note="+ a QuoteTick per book",
+    )
+    day_paths = _corpus.write_mixed_capture(workdir / "day-capture", args.day_records, args.multi)
+    day_size = sum(p.stat().st_size for p in day_paths)
+    written: list[int] = [0]
+    measure(
+        "convert_day",
+        "12 convert_captures, a three-TR day (gzip)",
+        lambda: convert_records(day_paths, workdir / "cat-day", written),
+    )
+    rows["convert_day"].note = f"{day_size / 1e6:.1f} MB capture, {written[0]:,} rows written"
+    day.clear()
+
     print()
     print(f"| {'row':<48} | {'records':>9} | {'seconds':>8} | {'records/s':>11} | note")
     print(f"|{'-' * 50}|{'-' * 11}|{'-' * 10}|{'-' * 13}|------")
@@ -353,22 +419,40 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             f"{rows['convert'].rate:,.0f} records/s (target ≥ 100,000)",
         ),
     ]
+    for key, floor_key, name in (
+        ("trades", "floor_trades", "H0ZFCNT0 → TradeTick vs floor"),
+        ("books", "floor_books", "H0ZFASP0 → OrderBookDepth10 vs floor"),
+    ):
+        ratio = rows[key].rate / rows[floor_key].rate
+        targets.append((name, ratio, 0.20, f"{ratio:.1%} (target ≥ 20 %)"))
+    targets.append(
+        (
+            "convert a three-TR day",
+            rows["convert_day"].rate,
+            100_000,
+            f"{rows['convert_day'].rate:,.0f} records/s (target ≥ 100,000)",
+        )
+    )
     if args.big:
         print(file=sys.stderr)
-        records, rss_mb, seconds, size = big_convert_rss(workdir, args.big_records)
+        written_rows, rss_mb, seconds, size, files = big_convert_rss(
+            workdir, args.big_records, args.big_day_records
+        )
+        records = args.big_records
         print(
             f"| {'7 convert peak RSS (subprocess, --big)':<48} | {records:>9,} | {seconds:>8.3f} | "
-            f"{records / seconds:>11,.0f} | peak RSS {rss_mb:,.0f} MB, {size / 1e6:,.0f} MB capture"
+            f"{records / seconds:>11,.0f} | peak RSS {rss_mb:,.0f} MB, {size / 1e6:,.0f} MB in {files} "
+            f"files, {written_rows:,} rows written"
         )
         targets.append(("convert peak RSS, --big", -rss_mb, -600, f"{rss_mb:,.0f} MB (target < 600 MB)"))
     else:
         print(f"| {'7 convert peak RSS (subprocess)':<48} | {'':>9} | {'':>8} | {'':>11} | run with --big")
 
     print()
-    print("Targets (issue #2):")
+    print("Targets (issues #2 and #9):")
     for name, value, target, text in targets:
         verdict = "" if target is None else ("  met" if value >= target else "  MISSED")
-        print(f"  {name:<34} {text}{verdict}")
+        print(f"  {name:<38} {text}{verdict}")
     return 0
 
 

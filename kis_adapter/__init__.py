@@ -17,12 +17,14 @@ _LAZY = {
     "KISDataClient": "kis_adapter.data",
     "KISDataClientConfig": "kis_adapter.config",
     "KISLiveDataClientFactory": "kis_adapter.factories",
+    "load_frame": "kis_adapter.notebook",
 }
 
 if TYPE_CHECKING:
     from kis_adapter.config import KISDataClientConfig
     from kis_adapter.data import KISDataClient
     from kis_adapter.factories import KISLiveDataClientFactory
+    from kis_adapter.notebook import load_frame
     from kis_adapter.types import KISExpectedFill
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "KISExpectedFill",
     "KISLiveDataClientFactory",
     "__version__",
+    "load_frame",
 ]
 
 
