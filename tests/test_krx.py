@@ -390,3 +390,39 @@ def test_registration_cap_of_every_component_is_the_krx_constant():
 
     # Assert
     assert session_cap == simulator_cap == constants_cap == shards.MAX_PER_KEY == krx.MAX_REGISTRATIONS
+
+
+def test_convert_with_calendar_overrides_file_drops_books_of_the_shifted_call(
+    tmp_path, monkeypatch, capture_factory
+):
+    """``KIS_KRX_CALENDAR_FILE`` reaches `convert` as it reaches the live client: a late open moves the
+    call whose books are never written (08:35 is trading then; 09:35 is in the call)."""
+    # Arrange
+    from feed_frames import book_fields
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    from kis_adapter.cli import main
+    from kis_adapter.protocol import build_data_frame
+
+    overrides = tmp_path / "krx.toml"
+    overrides.write_text('[[late_open]]\ndate = "2026-07-09"\nshift_minutes = 60\n')
+    monkeypatch.setenv("KIS_KRX_CALENDAR_FILE", str(overrides))
+    monkeypatch.chdir(tmp_path)
+    times = ("08:35:00", "09:35:00", "10:00:00")
+    capture = capture_factory(
+        [
+            (kst(f"2026-07-09 {t}") + 10**9, build_data_frame("H0ZFASP0", [book_fields(t.replace(":", ""))]))
+            for t in times
+        ]
+    )
+
+    # Act
+    try:
+        code = main(["convert", str(capture), "--catalog", str(tmp_path / "catalog"), "--no-progress"])
+    finally:
+        krx.configure(None)  # the process-wide calendar back to the maintained one
+
+    # Assert
+    depths = ParquetDataCatalog(str(tmp_path / "catalog")).order_book_depth10()
+    assert code == 0
+    assert [d.ts_event for d in depths] == [kst("2026-07-09 08:35:00"), kst("2026-07-09 10:00:00")]
