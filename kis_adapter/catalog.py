@@ -71,6 +71,7 @@ from kis_adapter.paths import writable_directory_problem
 from kis_adapter.protocol import SPECS
 from kis_adapter.protocol import Decoder
 from kis_adapter.protocol import DecodeStats
+from kis_adapter.protocol.trs.h0zfcnt0 import OBSERVATIONS
 from kis_adapter.providers import contracts_from_master
 from kis_adapter.providers import last_trading_days
 from kis_adapter.storage import CatalogLocation
@@ -238,7 +239,7 @@ def convert_captures(
 
 
 # Counted but still written: the record is a real trade whose volumes do not add up.
-_OBSERVATIONS: Final = frozenset({"volume_mismatch", "cumulative_decrease"})
+_OBSERVATIONS: Final = OBSERVATIONS
 
 
 class DaySeen:

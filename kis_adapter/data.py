@@ -53,6 +53,7 @@ from kis_adapter.parsing import MessageParser
 from kis_adapter.protocol import H0ZFANC0
 from kis_adapter.protocol import H0ZFASP0
 from kis_adapter.protocol import H0ZFCNT0
+from kis_adapter.protocol.trs.h0zfcnt0 import OBSERVATIONS
 from kis_adapter.providers import KISInstrumentProvider
 from kis_adapter.providers import futures_contract
 from kis_adapter.redaction import Redactor
@@ -327,12 +328,15 @@ class KISDataClient(LiveMarketDataClient):
         age_text = f"{age:.1f}s" if age is not None else "n/a"
         lag_secs = self._lag.take_max()
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"
-        held = ", ".join(f"{k}={v}" for k, v in sorted(self._parser.not_emitted.items()))
+        counts = sorted(self._parser.not_emitted.items())
+        held = ", ".join(f"{k}={v}" for k, v in counts if k not in OBSERVATIONS)
+        noted = ", ".join(f"{k}={v}" for k, v in counts if k in OBSERVATIONS)
         trs = ", ".join(sorted({tr for tr, _ in self._kinds})) or "none"
         line = (
             f"Stats: {trs} records={records:,} ({rate}), reconnects={reconnects}, "
             f"last message {age_text} ago, max lag {lag_secs:.1f}s, skipped: {skipped}"
             + (f", not published: {held}" if held else "")
+            + (f", published but counted: {noted}" if noted else "")
         )
         if self._lag.offset_ns:
             line += f" (lag beyond a {self._lag.offset_ns / 3.6e12:+.1f} h clock offset)"

@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from feed_frames import book_fields
@@ -371,3 +372,60 @@ def test_cap_counts_every_tr_and_code_and_refuses_the_42nd_without_sending_it(ha
         await harness.unregistered(*((CNT, code) for code in [*fill[1:], late]))
 
     harness.run(release())
+
+
+def test_stats_line_tells_published_but_counted_trades_from_records_not_published(tmp_path):
+    """The client's final stats line: a volume mismatch and a decrease are counted as published trades,
+    a book inside a call as not published (a separate node, run by ``kis-adapter live``)."""
+    # Arrange
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from live_helpers import recorder
+    from live_helpers import replay_when_subscribed
+    from live_helpers import write_node_config
+
+    start = int(dt.datetime(2026, 7, 9, 10, 0, tzinfo=KST).timestamp()) * 10**9
+    trades = [
+        trade_fields(FUTS_SHRN_ISCD="A11612", BSOP_HOUR="100000"),
+        trade_fields(FUTS_SHRN_ISCD="A11612", BSOP_HOUR="100001", ACML_VOL=1731, SHNU_CNTG_SMTN=633),
+        trade_fields(FUTS_SHRN_ISCD="A11612", BSOP_HOUR="100002", ACML_VOL=1720, SHNU_CNTG_SMTN=638),
+    ]
+    messages = [(start + i * 10**7, build_data_frame(CNT, [t])) for i, t in enumerate(trades)]
+    messages.append((start + 4 * 10**7, build_data_frame(ASP, [book_fields("154000", code="A11612")])))
+    with SimulatorThread(KISSimulator(messages, pingpong_interval_secs=None, autostart_replay=False)) as sim:
+        out = tmp_path / "received.jsonl"
+        entry = recorder(out, 3, ["A11612.KRX"])
+        entry["config"]["market"] = True
+        config = write_node_config(
+            sim, tmp_path / "live.json", [entry], codes=["A11612"], tr_ids=[ANC, CNT, ASP]
+        )
+        node = json.loads(config.read_text())
+        node["logging"] = {"log_level": "INFO", "log_colors": False}
+        config.write_text(json.dumps(node))
+        replay_when_subscribed(sim, 3)
+        env = {
+            **os.environ,
+            "KIS_APP_KEY": APP_KEY,
+            "KIS_APP_SECRET": APP_SECRET,
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
+        }
+
+        # Act
+        result = subprocess.run(
+            [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    # Assert
+    assert result.returncode == 0, result.stderr
+    final = [line for line in result.stdout.splitlines() if "Stats:" in line and "(final)" in line]
+    assert len(final) == 1
+    held, _, noted = final[0].partition(", not published: ")[2].partition(", published but counted: ")
+    assert (held, noted.split(" (")[0]) == ("book_in_call=1", "cumulative_decrease=1, volume_mismatch=1")

@@ -79,6 +79,10 @@ LAYOUT: Final = Layout(
     required="SHNU_CNTG_SMTN",  # the last field a trade needs (the buy total, for the aggressor)
 )
 
+# What `TradeSequence` counts about trades it still emits (their volumes do not add up), as opposed
+# to the reasons a record is not emitted.
+OBSERVATIONS: Final = frozenset({"volume_mismatch", "cumulative_decrease"})
+
 NO_AGGRESSOR: Final = 0
 BUYER: Final = 1  # the values of nautilus_trader's AggressorSide
 SELLER: Final = 2
