@@ -583,3 +583,46 @@ def test_new_tr_is_one_spec_entry_and_decodes_without_touching_other_code():
         VolumeRow("A50612", kst(f"{DAY} 09:00:01"), 9),
     ]
     assert Decoder().decode(kst(f"{DAY} 09:00:01"), "0|H0TEST00|001|A11612^090000^7").rows == []
+
+
+# -- VALUES NO KRX CONTRACT HAS ------------------------------------------------------------------
+
+
+def replaced(fields: list[str], tr_id: str, name: str, value: object) -> list[str]:
+    """`fields` with the field `name` (KIS name of `tr_id`'s layout) set to `value`."""
+    out = list(fields)
+    out[SPECS[tr_id].layout[name]] = str(value)
+    return out
+
+
+OUT_OF_RANGE = {
+    "trade price": build_data_frame(H0ZFCNT0, [trade_fields(STCK_PRPR=10**20)]),
+    "trade size": build_data_frame(H0ZFCNT0, [trade_fields(LAST_CNQN=2**32)]),
+    "trade volume": build_data_frame(H0ZFCNT0, [trade_fields(ACML_VOL=10**28)]),  # a 38-char trade id
+    "book price": build_data_frame(H0ZFASP0, [book_fields(asks=[10**20])]),
+    "book size": build_data_frame(H0ZFASP0, [replaced(book_fields(), H0ZFASP0, "ASKP_RSQN1", 10**20)]),
+    "book count": build_data_frame(H0ZFASP0, [replaced(book_fields(), H0ZFASP0, "ASKP_CSNU1", 2**32)]),
+    "expected quantity": f"0|{H0ZFANC0}|001|A11612^092304^75000^-100^5^-0.13^311^{10**20}",
+}
+
+
+@pytest.mark.parametrize("frame", OUT_OF_RANGE.values(), ids=OUT_OF_RANGE.keys())
+def test_record_with_value_out_of_any_range_is_a_counted_bad_value_live_and_in_the_catalog(frame):
+    """A price, size, volume or count no field downstream can hold (NautilusTrader raises or aborts the
+    process on it; int64/uint32 catalog columns overflow) is a counted bad value, never a crash."""
+    # Arrange
+    ts = kst(f"{DAY} 09:23:05")
+    parser = MessageParser()
+    decoder = Decoder()
+    tr_id = frame.split("|")[1]
+    columns = feed(tr_id).columns(FeedContext(calendar=default_calendar()))
+
+    # Act
+    objects = parser.parse(ts, frame)
+    columns.add(decoder.decode(ts, frame).rows, ts)
+    tables = list(columns.drain())
+
+    # Assert
+    assert objects == []
+    assert tables == []
+    assert parser.decoder.stats.skipped == decoder.stats.skipped == {"bad_value": 1}

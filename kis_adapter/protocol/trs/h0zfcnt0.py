@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from kis_adapter.krx import date_of
 from kis_adapter.krx import kst_day
+from kis_adapter.protocol.trs._common import MAX_VALUE
 from kis_adapter.protocol.trs._common import Layout
 from kis_adapter.protocol.trs._common import TRSpec
 from kis_adapter.protocol.trs._common import check_code
@@ -106,7 +107,7 @@ _SELL, _BUY = LAYOUT["SELN_CNTG_SMTN"], LAYOUT["SHNU_CNTG_SMTN"]
 
 
 def decode(records: list[list[str]], ts_recv: int) -> tuple[list[TradeRow], int]:
-    """Decode the H0ZFCNT0 records of one frame; negative prices or volumes make a record bad."""
+    """Decode the H0ZFCNT0 records of one frame; a price or volume < 0 or > MAX_VALUE makes a record bad."""
     start = day_start(ts_recv)
     rows: list[TradeRow] = []
     append = rows.append
@@ -123,8 +124,8 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[TradeRow], int]
                 to_int(fields[_SELL]),
                 to_int(fields[_BUY]),
             )
-            if row.price < 0 or min(row[4:]) < 0:
-                raise ValueError("negative price or volume")
+            if row.price < 0 or min(row[4:]) < 0 or max(row.price, *row[4:]) > MAX_VALUE:
+                raise ValueError("price or volume out of range")
             append(row)
         except (ValueError, OverflowError):
             bad += 1
