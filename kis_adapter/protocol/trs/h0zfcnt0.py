@@ -124,7 +124,13 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[TradeRow], int]
                 to_int(fields[_SELL]),
                 to_int(fields[_BUY]),
             )
-            if row.price < 0 or min(row[4:]) < 0 or max(row.price, *row[4:]) > MAX_VALUE:
+            if not (
+                0 <= row.price <= MAX_VALUE
+                and 0 <= row.size <= MAX_VALUE
+                and 0 <= row.cumulative_volume <= MAX_VALUE
+                and 0 <= row.sell_total <= MAX_VALUE
+                and 0 <= row.buy_total <= MAX_VALUE
+            ):
                 raise ValueError("price or volume out of range")
             append(row)
         except (ValueError, OverflowError):
