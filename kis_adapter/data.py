@@ -126,6 +126,7 @@ class KISDataClient(LiveMarketDataClient):
         self._session_task: asyncio.Task | None = None
         self._stats_task: asyncio.Task | None = None
         self._kinds: dict[Registration, Counter[str]] = {}  # (TR, code) -> subscriptions by kind
+        self._said_no_instrument: set[str] = set()  # codes warned about (no master)
         self._stats_records = 0
         self._lag = LagMeter()  # worst ts_init - ts_event beyond a constant offset, per stats line
         self._redactor = redactor if redactor is not None else Redactor()
@@ -232,11 +233,14 @@ class KISDataClient(LiveMarketDataClient):
                 timeout=self._config.instrument_timeout_secs,
             )
         except (KISError, TimeoutError, OSError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            self._log.warning(
-                f"No instruments for {', '.join(wanted)} (master unavailable: {reason}); "
-                "the feeds stream without them, orders on these instruments will be refused"
-            )
+            unsaid = [code for code in wanted if code not in self._said_no_instrument]
+            if unsaid:  # once per code: every later subscription of it would fail the same way
+                self._said_no_instrument.update(unsaid)
+                reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                self._log.warning(
+                    f"No instruments for {', '.join(unsaid)} (master unavailable: {reason}); "
+                    "the feeds stream without them, orders on these instruments will be refused"
+                )
             return
         self._parser.context.last_trading_days.update(self._provider.last_trading_days())
         for contract in contracts:

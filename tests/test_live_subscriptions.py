@@ -374,18 +374,50 @@ def test_cap_counts_every_tr_and_code_and_refuses_the_42nd_without_sending_it(ha
     harness.run(release())
 
 
-def test_stats_line_tells_published_but_counted_trades_from_records_not_published(tmp_path):
-    """The client's final stats line: a volume mismatch and a decrease are counted as published trades,
-    a book inside a call as not published (a separate node, run by ``kis-adapter live``)."""
-    # Arrange
+def run_live(sim: SimulatorThread, tmp_path: Path, entry: dict, **client: object) -> str:
+    """``kis-adapter live`` in a subprocess on a node config pointed at `sim`; its stdout (INFO logs)."""
     import json
     import os
     import subprocess
     import sys
 
-    from live_helpers import recorder
-    from live_helpers import replay_when_subscribed
     from live_helpers import write_node_config
+
+    config = write_node_config(sim, tmp_path / "live.json", [entry], **client)
+    node = json.loads(config.read_text())
+    node["logging"] = {"log_level": "INFO", "log_colors": False}
+    config.write_text(json.dumps(node))
+    env = {
+        **os.environ,
+        "KIS_APP_KEY": APP_KEY,
+        "KIS_APP_SECRET": APP_SECRET,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def market_recorder(out: Path, stop_after: int) -> dict:
+    from live_helpers import recorder
+
+    entry = recorder(out, stop_after, ["A11612.KRX"])
+    entry["config"]["market"] = True
+    return entry
+
+
+def test_stats_line_tells_published_but_counted_trades_from_records_not_published(tmp_path):
+    """The client's final stats line: a volume mismatch and a decrease are counted as published trades,
+    a book inside a call as not published (a separate node, run by ``kis-adapter live``)."""
+    # Arrange
+    from live_helpers import replay_when_subscribed
 
     start = int(dt.datetime(2026, 7, 9, 10, 0, tzinfo=KST).timestamp()) * 10**9
     trades = [
@@ -396,36 +428,62 @@ def test_stats_line_tells_published_but_counted_trades_from_records_not_publishe
     messages = [(start + i * 10**7, build_data_frame(CNT, [t])) for i, t in enumerate(trades)]
     messages.append((start + 4 * 10**7, build_data_frame(ASP, [book_fields("154000", code="A11612")])))
     with SimulatorThread(KISSimulator(messages, pingpong_interval_secs=None, autostart_replay=False)) as sim:
-        out = tmp_path / "received.jsonl"
-        entry = recorder(out, 3, ["A11612.KRX"])
-        entry["config"]["market"] = True
-        config = write_node_config(
-            sim, tmp_path / "live.json", [entry], codes=["A11612"], tr_ids=[ANC, CNT, ASP]
-        )
-        node = json.loads(config.read_text())
-        node["logging"] = {"log_level": "INFO", "log_colors": False}
-        config.write_text(json.dumps(node))
         replay_when_subscribed(sim, 3)
-        env = {
-            **os.environ,
-            "KIS_APP_KEY": APP_KEY,
-            "KIS_APP_SECRET": APP_SECRET,
-            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
-        }
 
         # Act
-        result = subprocess.run(
-            [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        stdout = run_live(
+            sim,
+            tmp_path,
+            market_recorder(tmp_path / "received.jsonl", 3),
+            codes=["A11612"],
+            tr_ids=[ANC, CNT, ASP],
         )
 
     # Assert
-    assert result.returncode == 0, result.stderr
-    final = [line for line in result.stdout.splitlines() if "Stats:" in line and "(final)" in line]
+    final = [line for line in stdout.splitlines() if "Stats:" in line and "(final)" in line]
     assert len(final) == 1
     held, _, noted = final[0].partition(", not published: ")[2].partition(", published but counted: ")
     assert (held, noted.split(" (")[0]) == ("book_in_call=1", "cumulative_decrease=1, volume_mismatch=1")
+
+
+@pytest.mark.parametrize(
+    ("master", "warning"),
+    [
+        (None, "No instruments for A11612 (master unavailable: cannot download the master from"),
+        ("A50612", "Not in the master (no instrument): A11612"),
+    ],
+    ids=["master-404", "code-not-in-master"],
+)
+def test_live_without_the_codes_instrument_streams_the_feeds_with_one_warning(tmp_path, master, warning):
+    """No master (404) or a master without the code: one WARNING however many subscriptions ask, no
+    instrument in the cache, and the trade, the book and its quote still arrive."""
+    # Arrange
+    import json
+
+    from live_helpers import replay_when_subscribed
+
+    from kis_adapter.master import master_for_codes
+
+    start = int(dt.datetime(2026, 7, 9, 10, 0, tzinfo=KST).timestamp()) * 10**9
+    messages = [
+        (start, build_data_frame(CNT, [trade_fields(FUTS_SHRN_ISCD="A11612", BSOP_HOUR="100000")])),
+        (start + 10**7, build_data_frame(ASP, [book_fields("100000", code="A11612")])),
+    ]
+    out = tmp_path / "received.jsonl"
+    served = master_for_codes([master]) if master else None
+    simulator = KISSimulator(messages, pingpong_interval_secs=None, autostart_replay=False, master=served)
+    with SimulatorThread(simulator) as sim:
+        replay_when_subscribed(sim, 2)
+        url = sim.master_url if master else sim.rest_url + "/no/such/master.zip"
+
+        # Act: the recorder subscribes expected fills, trades, quotes and depth of A11612
+        stdout = run_live(
+            sim, tmp_path, market_recorder(out, 3), codes=["A11612"], tr_ids=[CNT, ASP], master_url=url
+        )
+
+    # Assert
+    warnings = [line for line in stdout.splitlines() if "[WARN]" in line and "nstrument" in line]
+    assert len(warnings) == 1 and warning in warnings[0]
+    market = json.loads(out.with_suffix(".market.json").read_text())
+    assert sorted(r["type"] for r in market["records"]) == ["OrderBookDepth10", "QuoteTick", "TradeTick"]
+    assert market["instruments"] == []
