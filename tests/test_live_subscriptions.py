@@ -109,9 +109,8 @@ class Harness:
         self.node = node
         self.loop = loop
         self.a, self.b = node.trader.strategies()
-        self.client: KISDataClient = next(
-            c for c in node.kernel.data_engine._clients.values() if isinstance(c, KISDataClient)
-        )
+        clients = node.kernel.data_engine._clients.values()  # the engine exposes client ids only
+        self.client: KISDataClient = next(c for c in clients if isinstance(c, KISDataClient))
 
     def run[T](self, coro) -> T:
         return self.loop.run_until_complete(asyncio.wait_for(coro, WAIT_SECS * 2))
@@ -194,10 +193,10 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
             )
             node.build()
             task = loop.create_task(node.run_async())
-            harness = Harness(sim, node, loop)
-            harness.run(harness.eventually(node.is_running, "the node running"))
-            harness.run(harness.registered(*((tr, c) for tr in (ANC, CNT, ASP) for c in CONFIGURED)))
             try:
+                harness = Harness(sim, node, loop)
+                harness.run(harness.eventually(node.is_running, "the node running"))
+                harness.run(harness.registered(*((tr, c) for tr in (ANC, CNT, ASP) for c in CONFIGURED)))
                 yield harness
             finally:
                 loop.run_until_complete(node.stop_async())
