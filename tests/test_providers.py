@@ -247,12 +247,13 @@ def test_fetch_master_with_404_gives_one_clear_error_without_retrying():
 def test_fetch_master_with_a_server_that_never_answers_times_out_each_try():
     """A server that accepts and never replies: each try ends at the timeout; the error says so."""
     # Arrange
+    pauses: list[float] = []
     with serving([(200, ZIPPED)], stall_secs=30.0) as server, pytest.raises(MasterFetchError) as info:
         # Act
-        fetch_master(server.url, timeout_secs=0.2, attempts=2, sleep=lambda _: None)
+        fetch_master(server.url, timeout_secs=0.2, attempts=2, backoff_secs=0.5, sleep=pauses.append)
 
     # Assert
-    assert len(server.requests) == 2
+    assert pauses == [0.5]  # two tries (counted client-side: a server thread may log its request late)
     assert str(info.value).endswith("after 2 attempts: timed out")
 
 
