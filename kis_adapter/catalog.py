@@ -233,13 +233,10 @@ def convert_captures(
     report.decode = decoder.stats
     for table_columns in columns.values():
         for reason, n in table_columns.counts.items():
-            target = report.observations if reason in _OBSERVATIONS else report.not_emitted
+            # Counted but still written: real trades whose volumes do not add up.
+            target = report.observations if reason in OBSERVATIONS else report.not_emitted
             target[reason] += n
     return report
-
-
-# Counted but still written: the record is a real trade whose volumes do not add up.
-_OBSERVATIONS: Final = OBSERVATIONS
 
 
 class DaySeen:

@@ -599,6 +599,7 @@ OUT_OF_RANGE = {
     "trade price": build_data_frame(H0ZFCNT0, [trade_fields(STCK_PRPR=10**20)]),
     "trade size": build_data_frame(H0ZFCNT0, [trade_fields(LAST_CNQN=2**32)]),
     "trade volume": build_data_frame(H0ZFCNT0, [trade_fields(ACML_VOL=10**28)]),  # a 38-char trade id
+    "trade change": build_data_frame(H0ZFCNT0, [trade_fields(PRDY_VRSS="9" * 400)]),  # no float holds it
     "book price": build_data_frame(H0ZFASP0, [book_fields(asks=[10**20])]),
     "book size": build_data_frame(H0ZFASP0, [replaced(book_fields(), H0ZFASP0, "ASKP_RSQN1", 10**20)]),
     "book count": build_data_frame(H0ZFASP0, [replaced(book_fields(), H0ZFASP0, "ASKP_CSNU1", 2**32)]),

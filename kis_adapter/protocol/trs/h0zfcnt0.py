@@ -126,6 +126,7 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[TradeRow], int]
             )
             if not (
                 0 <= row.price <= MAX_VALUE
+                and -MAX_VALUE <= row.change <= MAX_VALUE
                 and 0 <= row.size <= MAX_VALUE
                 and 0 <= row.cumulative_volume <= MAX_VALUE
                 and 0 <= row.sell_total <= MAX_VALUE
