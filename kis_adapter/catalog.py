@@ -72,6 +72,7 @@ from kis_adapter.paths import writable_directory_problem
 from kis_adapter.protocol import SPECS
 from kis_adapter.protocol import Decoder
 from kis_adapter.protocol import DecodeStats
+from kis_adapter.protocol.trs.h0zfcnt0 import OBSERVATIONS
 from kis_adapter.providers import contracts_from_master
 from kis_adapter.providers import last_trading_days
 from kis_adapter.storage import CatalogLocation
@@ -236,13 +237,10 @@ def convert_captures(
     report.decode = decoder.stats
     for table_columns in columns.values():
         for reason, n in table_columns.counts.items():
-            target = report.observations if reason in _OBSERVATIONS else report.not_emitted
+            # Counted but still written: real trades whose volumes do not add up.
+            target = report.observations if reason in OBSERVATIONS else report.not_emitted
             target[reason] += n
     return report
-
-
-# Counted but still written: the record is a real trade whose volumes do not add up.
-_OBSERVATIONS: Final = frozenset({"volume_mismatch", "cumulative_decrease"})
 
 
 class DaySeen:

@@ -53,6 +53,7 @@ from kis_adapter.parsing import MessageParser
 from kis_adapter.protocol import H0ZFANC0
 from kis_adapter.protocol import H0ZFASP0
 from kis_adapter.protocol import H0ZFCNT0
+from kis_adapter.protocol.trs.h0zfcnt0 import OBSERVATIONS
 from kis_adapter.providers import KISInstrumentProvider
 from kis_adapter.providers import futures_contract
 from kis_adapter.redaction import Redactor
@@ -125,6 +126,7 @@ class KISDataClient(LiveMarketDataClient):
         self._session_task: asyncio.Task | None = None
         self._stats_task: asyncio.Task | None = None
         self._kinds: dict[Registration, Counter[str]] = {}  # (TR, code) -> subscriptions by kind
+        self._said_no_instrument: set[str] = set()  # codes warned about (no master)
         self._stats_records = 0
         self._lag = LagMeter()  # worst ts_init - ts_event beyond a constant offset, per stats line
         self._redactor = redactor if redactor is not None else Redactor()
@@ -231,11 +233,14 @@ class KISDataClient(LiveMarketDataClient):
                 timeout=self._config.instrument_timeout_secs,
             )
         except (KISError, TimeoutError, OSError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            self._log.warning(
-                f"No instruments for {', '.join(wanted)} (master unavailable: {reason}); "
-                "the feeds stream without them, orders on these instruments will be refused"
-            )
+            unsaid = [code for code in wanted if code not in self._said_no_instrument]
+            if unsaid:  # once per code: every later subscription of it would fail the same way
+                self._said_no_instrument.update(unsaid)
+                reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                self._log.warning(
+                    f"No instruments for {', '.join(unsaid)} (master unavailable: {reason}); "
+                    "the feeds stream without them, orders on these instruments will be refused"
+                )
             return
         self._parser.context.last_trading_days.update(self._provider.last_trading_days())
         for contract in contracts:
@@ -327,12 +332,15 @@ class KISDataClient(LiveMarketDataClient):
         age_text = f"{age:.1f}s" if age is not None else "n/a"
         lag_secs = self._lag.take_max()
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(stats.skipped.items())) or "none"
-        held = ", ".join(f"{k}={v}" for k, v in sorted(self._parser.not_emitted.items()))
+        counts = sorted(self._parser.not_emitted.items())
+        held = ", ".join(f"{k}={v}" for k, v in counts if k not in OBSERVATIONS)
+        noted = ", ".join(f"{k}={v}" for k, v in counts if k in OBSERVATIONS)
         trs = ", ".join(sorted({tr for tr, _ in self._kinds})) or "none"
         line = (
             f"Stats: {trs} records={records:,} ({rate}), reconnects={reconnects}, "
             f"last message {age_text} ago, max lag {lag_secs:.1f}s, skipped: {skipped}"
             + (f", not published: {held}" if held else "")
+            + (f", published but counted: {noted}" if noted else "")
         )
         if self._lag.offset_ns:
             line += f" (lag beyond a {self._lag.offset_ns / 3.6e12:+.1f} h clock offset)"

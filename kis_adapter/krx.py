@@ -286,6 +286,7 @@ def parse_overrides(text: str, source: str = "calendar overrides") -> CalendarOv
         if open_m is None and close_m is None:
             raise CalendarError(f"{where}: give shift_minutes, or open_minutes and/or close_minutes")
         for name, value in (("open_minutes", open_m), ("close_minutes", close_m)):
+            name = name if name in entry else "shift_minutes"  # name the key the file has
             if value is not None and (
                 not isinstance(value, int) or isinstance(value, bool) or abs(value) > 300
             ):

@@ -23,6 +23,7 @@ from kis_adapter.master import parse_master
 
 _MAX_MASTER_BYTES: Final = 32 << 20
 MASTER_SNAPSHOT_PREFIX: Final = "fo_stk_code_mts-"
+_RETRIED_CLIENT_ERRORS: Final = frozenset({408, 425, 429})  # timeout, too early, too many requests
 
 
 class MasterFetchError(KISError):
@@ -39,7 +40,8 @@ def fetch_master(
 ) -> bytes:
     """
     Download the master (blocking; run it in a thread): `attempts` tries with doubling pauses,
-    each bounded by `timeout_secs`. Raises `MasterFetchError` with the last reason.
+    each bounded by `timeout_secs`. Raises `MasterFetchError` with the last reason; a client error
+    such as 404 is not retried.
     """
     if not url.startswith(("http://", "https://", "file://")):
         raise MasterFetchError(f"KIS_MASTER_URL must be an http(s) or file URL, got {url[:80]!r}")
@@ -59,6 +61,9 @@ def fetch_master(
         except urllib.error.HTTPError as exc:
             reason = f"HTTP {exc.code}"
             exc.close()
+            if 400 <= exc.code < 500 and exc.code not in _RETRIED_CLIENT_ERRORS:
+                # 404, 403, ...: the same answer on every try; say it once, at once
+                raise MasterFetchError(f"cannot download the master from {url}: {reason}") from None
         except urllib.error.URLError as exc:
             reason = str(getattr(exc.reason, "strerror", None) or exc.reason)[:120]
         except (TimeoutError, OSError, ValueError) as exc:

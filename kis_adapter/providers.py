@@ -185,6 +185,7 @@ class KISInstrumentProvider(InstrumentProvider):
         self._retry_after_secs = retry_after_secs
         self._failure: tuple[float, KISError] | None = None
         self.master: MasterParse | None = None
+        self._said_missing: set[str] = set()
 
     @property
     def calendar(self) -> TradingCalendar:
@@ -233,8 +234,9 @@ class KISInstrumentProvider(InstrumentProvider):
         """Load the contracts of `codes`; codes missing from the master are warned about once."""
         wanted = set(codes)
         loaded = await self._load(wanted, reference_prices)
-        missing = sorted(wanted - {c.raw_symbol.value for c in loaded})
-        if missing:
+        missing = sorted(wanted - {c.raw_symbol.value for c in loaded} - self._said_missing)
+        if missing:  # once per code
+            self._said_missing.update(missing)
             self._log.warning(f"Not in the master (no instrument): {', '.join(missing)}")
         return loaded
 

@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.reporting import damage_error
     from kis_adapter.reporting import print_convert_report
     from kis_adapter.reporting import print_convert_warnings
+    from kis_adapter.settings import configure_calendar
+    from kis_adapter.settings import load_settings
 
+    configure_calendar(load_settings())  # KIS_KRX_CALENDAR_FILE: the call windows the live client uses
     total = sum(Path(p).stat().st_size for p in args.captures if Path(p).is_file())
     with tqdm(
         total=total,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Final
 
+from kis_adapter import krx
 from kis_adapter.commands.common import install_signal_handlers
 from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
@@ -39,7 +40,7 @@ FLUSH_PERIOD_SECS: Final = 0.5
 STATS_PERIOD_SECS: Final = 30.0
 MASTER_CHECK_SECS: Final = 60.0  # how often the recorder looks whether a new KST day needs its master
 MASTER_RETRY_SECS: Final = 900.0
-MAX_REGISTRATIONS: Final = 41  # one KIS session, all TRs combined (kis_adapter.krx)
+MAX_REGISTRATIONS: Final = krx.MAX_REGISTRATIONS  # one KIS session, all TRs combined
 RECORDABLE_TRS: Final = ("H0ZFANC0", "H0ZFCNT0", "H0ZFASP0")
 log = logging.getLogger("kis_adapter.record")
 

@@ -37,6 +37,7 @@ from typing import Final
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from kis_adapter import krx
 from kis_adapter.errors import ApprovalError
 from kis_adapter.errors import ConfigError
 from kis_adapter.errors import KISError
@@ -132,7 +133,7 @@ class SessionConfig:
     ws_ping_interval_secs: float | None = None
     approval_timeout_secs: float = 10.0
     open_timeout_secs: float = 10.0
-    max_registrations: int = 41
+    max_registrations: int = krx.MAX_REGISTRATIONS
     stats_log_interval_secs: float | None = 30.0
 
     def __post_init__(self) -> None:

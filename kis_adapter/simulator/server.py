@@ -38,6 +38,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
+from kis_adapter import krx
 from kis_adapter.master import is_valid_code
 from kis_adapter.master import master_for_codes
 from kis_adapter.master import parse_master
@@ -68,7 +69,7 @@ from kis_adapter.simulator.timeline import TimelineMode
 from kis_adapter.simulator.tr_ids import KIS_REALTIME_TR_IDS
 
 HOST: Final = "127.0.0.1"
-MAX_REGISTRATIONS: Final = 41
+MAX_REGISTRATIONS: Final = krx.MAX_REGISTRATIONS
 PINGPONG_CLOSE_CODE: Final = 1008  # policy violation: the client did not answer PINGPONG
 _KST: Final = dt.timezone(dt.timedelta(hours=9))
 _SUCCESS_CODES: Final = frozenset({"OPSP0000", "OPSP0001", "OPSP0002"})

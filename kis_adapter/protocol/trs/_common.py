@@ -22,6 +22,10 @@ from kis_adapter.protocol.values import hhmmss_to_seconds
 RowDecoder = Callable[[list[list[str]], int], tuple[list[Any], int]]
 
 _MEMO_LIMIT: Final = 100_000
+# The largest price, size, volume or order count a record may carry. No KRX stock future comes near
+# it, and every field downstream holds it (order counts are uint32; a larger Price or a trade id over
+# 36 characters makes NautilusTrader raise, or abort the process): beyond it a value is bad, not data.
+MAX_VALUE: Final = 2**32 - 1
 _SECONDS: dict[str, int] = {}  # "083001" -> 30601
 _GOOD_CODES: set[str] = set()
 

@@ -12,6 +12,7 @@ from kis_adapter.protocol.trs._common import day_start
 from kis_adapter.protocol.trs._common import event_time
 
 TR_ID: Final = "H0ZFANC0"
+_INT64_MAX: Final = 2**63 - 1
 
 LAYOUT: Final = Layout(
     (
@@ -58,16 +59,20 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[ExpectedFillRow
             change_pct = float(fields[_PCT]) if fields[_PCT] else 0.0
             if (price - price) + (change - change) + (change_pct - change_pct) != 0.0:
                 raise ValueError("not a finite number")  # NaN or inf: never a value
+            sign = int(fields[_SIGN]) if fields[_SIGN] else 0
+            quantity = int(fields[_QTY]) if len(fields) > _QTY and fields[_QTY] else 0
+            if not (0 <= quantity <= _INT64_MAX and -_INT64_MAX <= sign <= _INT64_MAX):
+                raise ValueError("sign or quantity out of range")  # the catalog's int64 columns hold it
             append(
                 ExpectedFillRow(
                     check_code(fields[_CODE]),
                     event_time(start, fields[_HOUR], ts_recv),
                     price,
                     change,
-                    int(fields[_SIGN]) if fields[_SIGN] else 0,
+                    sign,
                     change_pct,
                     fields[_PHASE],
-                    int(fields[_QTY]) if len(fields) > _QTY and fields[_QTY] else 0,
+                    quantity,
                 )
             )
         except (ValueError, OverflowError):

@@ -23,6 +23,7 @@ from typing import NamedTuple
 from kis_adapter.krx import TradingCalendar
 from kis_adapter.krx import day_of
 from kis_adapter.krx import kst_day
+from kis_adapter.protocol.trs._common import MAX_VALUE
 from kis_adapter.protocol.trs._common import Layout
 from kis_adapter.protocol.trs._common import TRSpec
 from kis_adapter.protocol.trs._common import check_code
@@ -92,7 +93,7 @@ def _ints(texts: list[str]) -> list[int]:
 
 
 def decode(records: list[list[str]], ts_recv: int) -> tuple[list[BookRow], int]:
-    """Decode the H0ZFASP0 records of one frame; a negative value makes a record bad."""
+    """Decode the H0ZFASP0 records of one frame; a value < 0 or > MAX_VALUE makes a record bad."""
     start = day_start(ts_recv)
     rows: list[BookRow] = []
     append = rows.append
@@ -100,8 +101,8 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[BookRow], int]:
     for fields in records:
         try:
             values = _ints(fields[_FIRST:_LAST])
-            if min(values) < 0:
-                raise ValueError("negative price, size or count")
+            if min(values) < 0 or max(values) > MAX_VALUE:
+                raise ValueError("price, size or count out of range")
             append(
                 BookRow(
                     check_code(fields[_CODE]),

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from kis_adapter.krx import date_of
 from kis_adapter.krx import kst_day
+from kis_adapter.protocol.trs._common import MAX_VALUE
 from kis_adapter.protocol.trs._common import Layout
 from kis_adapter.protocol.trs._common import TRSpec
 from kis_adapter.protocol.trs._common import check_code
@@ -79,6 +80,10 @@ LAYOUT: Final = Layout(
     required="SHNU_CNTG_SMTN",  # the last field a trade needs (the buy total, for the aggressor)
 )
 
+# What `TradeSequence` counts about trades it still emits (their volumes do not add up), as opposed
+# to the reasons a record is not emitted.
+OBSERVATIONS: Final = frozenset({"volume_mismatch", "cumulative_decrease"})
+
 NO_AGGRESSOR: Final = 0
 BUYER: Final = 1  # the values of nautilus_trader's AggressorSide
 SELLER: Final = 2
@@ -102,7 +107,7 @@ _SELL, _BUY = LAYOUT["SELN_CNTG_SMTN"], LAYOUT["SHNU_CNTG_SMTN"]
 
 
 def decode(records: list[list[str]], ts_recv: int) -> tuple[list[TradeRow], int]:
-    """Decode the H0ZFCNT0 records of one frame; negative prices or volumes make a record bad."""
+    """Decode the H0ZFCNT0 records of one frame; a price or volume < 0 or > MAX_VALUE makes a record bad."""
     start = day_start(ts_recv)
     rows: list[TradeRow] = []
     append = rows.append
@@ -119,8 +124,15 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[TradeRow], int]
                 to_int(fields[_SELL]),
                 to_int(fields[_BUY]),
             )
-            if row.price < 0 or min(row[4:]) < 0:
-                raise ValueError("negative price or volume")
+            if not (
+                0 <= row.price <= MAX_VALUE
+                and -MAX_VALUE <= row.change <= MAX_VALUE
+                and 0 <= row.size <= MAX_VALUE
+                and 0 <= row.cumulative_volume <= MAX_VALUE
+                and 0 <= row.sell_total <= MAX_VALUE
+                and 0 <= row.buy_total <= MAX_VALUE
+            ):
+                raise ValueError("price or volume out of range")
             append(row)
         except (ValueError, OverflowError):
             bad += 1
