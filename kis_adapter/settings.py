@@ -78,7 +78,26 @@ def load_settings(**overrides: object) -> KISSettings:
         raise ConfigError(f"invalid KIS_{field.upper()}: {error.get('msg', 'invalid value')}") from None
 
 
-def configure_calendar(settings: KISSettings) -> None:
+class CalendarSettings(BaseSettings):
+    """KIS_KRX_CALENDAR_FILE alone: what `backtest` and `sweep` read (they need no credentials or URLs)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KIS_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    krx_calendar_file: str | None = None
+
+
+def configure_calendar_from_environment() -> None:
+    """`configure_calendar` for commands that must not depend on the other KIS_* values being valid."""
+    try:
+        settings = CalendarSettings()
+    except ValidationError:  # pragma: no cover - a str field cannot fail validation
+        raise ConfigError("invalid KIS_KRX_CALENDAR_FILE") from None
+    configure_calendar(settings)
+
+
+def configure_calendar(settings: KISSettings | CalendarSettings) -> None:
     """Apply ``KIS_KRX_CALENDAR_FILE`` (closures and late opens the KRX calendar does not know yet)."""
     from kis_adapter import krx
 

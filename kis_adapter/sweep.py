@@ -207,11 +207,13 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
 
     from kis_adapter.backtest import importable
     from kis_adapter.backtest import run_backtest
+    from kis_adapter.settings import configure_calendar_from_environment
 
     try:
         cwd = os.getcwd()
         if cwd not in sys.path:
             sys.path.append(cwd)  # as the backtest command does, for a user's module:Class
+        configure_calendar_from_environment()  # the worker's KIS_KRX_CALENDAR_FILE, as `backtest` reads it
         importable(task["strategy"])  # a path/to/file.py strategy is loaded here under its module name
         config = BacktestRunConfig.parse(task["config_json"])
         with _NODE_LOCK:

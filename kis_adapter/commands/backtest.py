@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.backtest import run_backtest
     from kis_adapter.errors import ConfigError
     from kis_adapter.paths import writable_directory_problem
+    from kis_adapter.settings import configure_calendar_from_environment
 
+    configure_calendar_from_environment()  # KIS_KRX_CALENDAR_FILE: the call windows live and convert use
     report = Path(args.report)
     problem = writable_directory_problem(report, "report")
     if problem:  # found now, not after the whole run

@@ -74,12 +74,14 @@ def run(args: argparse.Namespace) -> int:
     from kis_adapter.errors import ConfigError
     from kis_adapter.paths import writable_directory_problem
     from kis_adapter.report import format_table
+    from kis_adapter.settings import configure_calendar_from_environment
     from kis_adapter.sweep import build_points
     from kis_adapter.sweep import check_grid_keys
     from kis_adapter.sweep import parse_grid
     from kis_adapter.sweep import run_sweep
     from kis_adapter.sweep import write_points
 
+    configure_calendar_from_environment()  # a bad KIS_KRX_CALENDAR_FILE is one line here, not a row per point
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
     out = Path(args.out)
