@@ -57,6 +57,7 @@ from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.enums import book_type_from_str
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
+from nautilus_trader.persistence.catalog.types import CatalogDataResult
 
 from kis_adapter.errors import ConfigError
 from kis_adapter.storage import StorageBacktestNode
@@ -172,11 +173,7 @@ def plan_entry(
     data_cls = config.data_type
     if data_cls is OrderBookDeltas:
         raise ConfigError("streaming backtests do not read OrderBookDeltas; run without chunk_size")
-    query = config.query
-    if query["start"] is not None or start is not None:
-        query["start"] = _iso(max_date(query["start"], start))
-    if query["end"] is not None or end is not None:
-        query["end"] = _iso(min_date(query["end"], end))
+    query = _entry_query(config, start, end)
     identifiers = query["identifiers"] or None
     if identifiers and not catalog.instruments(instrument_ids=identifiers):
         return EntryPlan(config, [], [])  # as one-shot: instruments not in the catalog → no data
@@ -189,6 +186,18 @@ def plan_entry(
     else:
         sources = [_file_batches(catalog, f, config, query, batch_size) for f in files]
     return EntryPlan(config, sources, primers)
+
+
+def _entry_query(
+    config: BacktestDataConfig, start: str | int | None, end: str | int | None
+) -> dict[str, Any]:
+    """The entry's catalog query narrowed to the run's `start`/`end`, as `load_data_config` narrows it."""
+    query = config.query
+    if query["start"] is not None or start is not None:
+        query["start"] = _iso(max_date(query["start"], start))
+    if query["end"] is not None or end is not None:
+        query["end"] = _iso(min_date(query["end"], end))
+    return query
 
 
 def _iso(value: Any) -> str | None:
@@ -334,9 +343,44 @@ def run_streaming(
 
 
 class StreamingBacktestNode(StorageBacktestNode):
-    """A `BacktestNode` whose ``chunk_size`` runs stream every data type, ours included (see module)."""
+    """
+    A `BacktestNode` whose ``chunk_size`` runs stream every data type, ours included (see module),
+    and whose one-shot runs load custom data without building one `DataType` per record (what
+    ``catalog.query`` does: a third of a 200k-record run); same records, same order.
+    """
 
     chunks_run: int = 0  # engine chunks of the last streaming run (0: one-shot)
+
+    @classmethod
+    def load_data_config(
+        cls,
+        config: BacktestDataConfig,
+        start: str | int | None = None,
+        end: str | int | None = None,
+    ) -> CatalogDataResult:
+        data_cls = config.data_type
+        catalog = cls.load_catalog(config)
+        if is_nautilus_class(data_cls) or callable(config.metadata) or catalog._is_rust_custom_data(data_cls):
+            return super().load_data_config(config, start, end)
+        query = _entry_query(config, start, end)
+        identifiers = query["identifiers"] or None
+        instruments = catalog.instruments(instrument_ids=identifiers) if identifiers else None
+        if identifiers and not instruments:
+            return CatalogDataResult(data_cls=data_cls, data=[])
+        records = catalog._query_pyarrow(
+            data_cls=data_cls,
+            identifiers=identifiers,
+            start=query["start"],
+            end=query["end"],
+            filter_expr=query["filter_expr"],
+        )
+        data_type = DataType(data_cls, metadata=config.metadata)
+        return CatalogDataResult(
+            data_cls=data_cls,
+            data=[CustomData(data_type, r) for r in records],
+            instruments=instruments,
+            client_id=ClientId(config.client_id) if config.client_id else None,
+        )
 
     def _run_streaming(
         self,
