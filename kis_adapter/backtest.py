@@ -127,8 +127,16 @@ class EventCounter(Actor):
 
     def __init__(self, config: EventCounterConfig) -> None:
         super().__init__(config)
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self._raw: dict[tuple[type, Any], int] = {}  # (class, instrument id): named only when read
         self.points: dict[str, list[Point]] = {}
+
+    @property
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Events per ``(type name, instrument id)`` (``"-"`` for data without an instrument)."""
+        out: Counter[tuple[str, str]] = Counter()
+        for (cls, instrument_id), count in self._raw.items():
+            out[(cls.__name__, str(instrument_id) if instrument_id is not None else "-")] += count
+        return out
 
     def on_start(self) -> None:
         config = self.config
@@ -141,24 +149,25 @@ class EventCounter(Actor):
         for value in config.depth_instruments:
             self.subscribe_order_book_depth(InstrumentId.from_str(value))
 
-    def _count(self, data: Data) -> None:
-        self.counts[(type(data).__name__, str(data.instrument_id))] += 1
+    def _count(self, data: Data) -> None:  # the hot path: one dict update per event
+        key = (data.__class__, data.instrument_id)
+        self._raw[key] = self._raw.get(key, 0) + 1
 
     on_trade_tick = on_quote_tick = on_order_book_depth = _count
 
     def on_data(self, data: Data) -> None:
-        instrument_id = getattr(data, "instrument_id", None)
-        key = str(instrument_id) if instrument_id is not None else "-"
-        self.counts[(type(data).__name__, key)] += 1
+        key = (data.__class__, getattr(data, "instrument_id", None))
+        self._raw[key] = self._raw.get(key, 0) + 1
         if self.config.keep_points and isinstance(data, KISExpectedFill):
-            points = self.points.get(key)
+            name = str(key[1])
+            points = self.points.get(name)
             if points is None:
-                points = self.points[key] = []
+                points = self.points[name] = []
             price = data.price
             points.append((data.ts_event, price, data.quantity, price - data.change if price else 0.0))
 
     def on_stop(self) -> None:
-        self.log.debug(f"Counted {sum(self.counts.values())} events")
+        self.log.debug(f"Counted {sum(self._raw.values())} events")
 
 
 # -- CONFIGURATION -------------------------------------------------------------------------------
