@@ -7,8 +7,8 @@ day), converted with ``convert_captures`` and the sample master (so the runs hav
 `KRXAuctionModule` and `GapTrader`). Each run is ``python -m kis_adapter.cli backtest …`` in a child
 process whose peak RSS is read with ``os.wait4`` (``ru_maxrss``):
 
-1. the baseline: the first ``--baseline-records`` (1,000,000) as one catalog, run one-shot (the
-   default below the streaming threshold);
+1. the baseline: the last whole days within ``--baseline-records`` (1,000,000) as one catalog, run
+   one-shot (the default at or below the streaming threshold);
 2. the same small catalog streaming (a ``--config`` JSON with ``chunk_size``);
 3. the big catalog, as ``backtest --catalog`` runs it (streaming by default above the threshold).
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print("load average at start: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()), flush=True)
     per_day = 46_085
     days = session_days(math.ceil(args.records / per_day))
-    small_days = max(1, min(len(days), math.ceil(args.baseline_records / per_day)))
+    small_days = max(1, min(len(days), args.baseline_records // per_day))  # at most the threshold
     try:
         started = time.perf_counter()
         captures = write_days(root / "captures", days)

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from functools import partial
 from operator import attrgetter
 from typing import Any
 from typing import Final
@@ -52,11 +53,15 @@ from nautilus_trader.model import BOOK_DATA_TYPES
 from nautilus_trader.model.data import CustomData
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.data import OrderBookDeltas
+from nautilus_trader.model.data import OrderBookDepth10
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.data import capsule_to_list
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.enums import book_type_from_str
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.persistence.catalog.parquet import ParquetDataCatalog
+from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestamps
 from nautilus_trader.persistence.catalog.types import CatalogDataResult
 
 from kis_adapter.errors import ConfigError
@@ -65,20 +70,33 @@ from kis_adapter.storage import StorageBacktestNode
 DEFAULT_CHUNK_SIZE: Final = 100_000  # records per engine chunk when a run streams by default
 STREAM_THRESHOLD: Final = 1_000_000  # catalogs with more records stream by default (backtest --catalog)
 MIN_BATCH: Final = 1_000  # records read at a time per source, at least ...
-MAX_BATCH: Final = 20_000  # ... and at most (memory: sources × batch + one chunk)
+MAX_BATCH: Final = 20_000  # ... and at most (memory: open sources × batch + one chunk)
+ONE_SHOT_BATCH: Final = 100_000  # records read at a time per file by a one-shot run
 
 _ts_init = attrgetter("ts_init")
+# Built-in types read one file at a time (others: one NautilusTrader session per data entry).
+PER_FILE_TYPES: Final = (TradeTick, QuoteTick, OrderBookDepth10)
 Batches = Iterator[list[Data]]
 
 
 # -- MERGING -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    """A source opened only when the merge reaches `start_ns` (its file's first ``ts_init``)."""
+
+    start_ns: int
+    open: Callable[[], Batches]
+    name: str
+
+
 @dataclass(slots=True)
 class _Source:
     """One sorted source: its unread batches and the buffered part of the current ones."""
 
-    batches: Batches
+    batches: Batches | None
+    lazy: FileSource | None = None
     items: list[Data] = field(default_factory=list)
     ts: list[int] = field(default_factory=list)
     pos: int = 0
@@ -87,7 +105,7 @@ class _Source:
     def refill(self) -> None:
         """Append the next non-empty batch to what is left (or mark the source done)."""
         items, ts = self.items[self.pos :], self.ts[self.pos :]
-        for batch in self.batches:
+        for batch in self.batches or ():
             if batch:
                 items += batch
                 ts += [d.ts_init for d in batch]
@@ -101,32 +119,48 @@ class _Source:
         return self.pos >= len(self.items)
 
 
-def merge_sorted(sources: Iterable[Batches]) -> Iterator[list[Data]]:
+def merge_sorted(sources: Iterable[Batches | FileSource]) -> Iterator[list[Data]]:
     """
     Merge sources (each yielding lists sorted by ``ts_init``) into runs of the global order: by
     ``ts_init``, ties in source order — a stable sort of the sources' concatenation. Works a batch at
-    a time: everything below the smallest buffered maximum of the unfinished sources is final.
+    a time: everything below the smallest buffered maximum of the unfinished sources is final. A
+    `FileSource` is opened only when that bound reaches its start, so one day's files are open at a
+    time, not the catalog's.
     """
-    live = [_Source(iter(s)) for s in sources]
+    live = [_Source(None, s) if isinstance(s, FileSource) else _Source(iter(s)) for s in sources]
     for source in live:
-        source.refill()
-    live = [s for s in live if not (s.done and s.empty)]
+        if source.lazy is None:
+            source.refill()
+    live = [s for s in live if s.lazy is not None or not (s.done and s.empty)]
+    emitted = -1  # the greatest ts_init yielded so far
     while live:
-        unfinished = [s.ts[-1] for s in live if not s.done]
-        bound = min(unfinished) if unfinished else None
+        bounds = [s.lazy.start_ns if s.lazy else s.ts[-1] for s in live if s.lazy or not s.done]
+        bound = min(bounds) if bounds else None
         parts: list[Data] = []
         for source in live:
+            if source.lazy is not None:
+                continue
             end = len(source.ts) if bound is None else bisect.bisect_left(source.ts, bound, source.pos)
             if end > source.pos:
                 parts += source.items[source.pos : end]
                 source.pos = end
         if parts:
             parts.sort(key=_ts_init)  # stable: equal timestamps keep source order
+            emitted = parts[-1].ts_init
             yield parts
         for source in live:
-            if not source.done and (source.empty or source.ts[-1] == bound):
+            if source.lazy is not None and source.lazy.start_ns == bound:
+                lazy, source.lazy = source.lazy, None
+                source.batches = lazy.open()
                 source.refill()
-        live = [s for s in live if not (s.done and s.empty)]
+                if source.ts and source.ts[0] < max(emitted, lazy.start_ns):
+                    raise ConfigError(
+                        f"catalog file {lazy.name} holds records before the start its name gives: "
+                        "rename or rewrite it (its data would be out of order)"
+                    )
+            elif source.lazy is None and not source.done and (source.empty or source.ts[-1] == bound):
+                source.refill()
+        live = [s for s in live if s.lazy is not None or not (s.done and s.empty)]
 
 
 def chunked(runs: Iterable[list[Data]], chunk_size: int) -> Iterator[list[Data]]:
@@ -158,7 +192,7 @@ class EntryPlan:
     """How one `BacktestDataConfig` is read: its sources (in one-shot order) and one record per file."""
 
     config: BacktestDataConfig
-    sources: list[Batches]
+    sources: list[Batches | FileSource]
     primers: list[Data]
 
 
@@ -181,10 +215,14 @@ def plan_entry(
     if not files:
         return EntryPlan(config, [], [])
     primers = [p for p in (_first_record(catalog, f, config) for f in files) if p is not None]
-    if is_nautilus_class(data_cls):
+    if data_cls in PER_FILE_TYPES:
+        sources: list[Batches | FileSource] = [
+            _lazy(f, partial(_rust_file_batches, catalog, f, config, query, batch_size)) for f in files
+        ]
+    elif is_nautilus_class(data_cls):  # other built-ins: NautilusTrader's own session for the entry
         sources = [_rust_batches(catalog, config, query, batch_size)]
     else:
-        sources = [_file_batches(catalog, f, config, query, batch_size) for f in files]
+        sources = [_lazy(f, partial(_file_batches, catalog, f, config, query, batch_size)) for f in files]
     return EntryPlan(config, sources, primers)
 
 
@@ -198,6 +236,11 @@ def _entry_query(
     if query["end"] is not None or end is not None:
         query["end"] = _iso(min_date(query["end"], end))
     return query
+
+
+def _lazy(file: str, open_: Callable[[], Batches]) -> FileSource:
+    interval = _parse_filename_timestamps(file)
+    return FileSource(start_ns=interval[0] if interval else 0, open=open_, name=file)
 
 
 def _iso(value: Any) -> str | None:
@@ -220,6 +263,27 @@ def _rust_batches(
         if isinstance(chunk, list):  # a Rust-registered custom type: not ours, and not supported here
             name = config.data_type.__name__
             raise ConfigError(f"streaming backtests cannot read {name} from the Rust session")
+        data = capsule_to_list(chunk)
+        drop_cvec_pycapsule(chunk)  # the capsule's vector is ours to free
+        yield data
+
+
+def _rust_file_batches(
+    catalog: ParquetDataCatalog,
+    file: str,
+    config: BacktestDataConfig,
+    query: dict[str, Any],
+    batch_size: int,
+) -> Batches:
+    """Built-in data of one file, read by NautilusTrader's Rust session (filtered as ``query`` filters)."""
+    session = catalog.backend_session(
+        data_cls=config.data_type,
+        start=query["start"],
+        end=query["end"],
+        session=DataBackendSession(chunk_size=batch_size),
+        files=[file],
+    )
+    for chunk in session.to_query_result():
         data = capsule_to_list(chunk)
         drop_cvec_pycapsule(chunk)  # the capsule's vector is ours to free
         yield data
@@ -360,6 +424,14 @@ class StreamingBacktestNode(StorageBacktestNode):
     ) -> CatalogDataResult:
         data_cls = config.data_type
         catalog = cls.load_catalog(config)
+        if data_cls in PER_FILE_TYPES:  # read as a streaming run reads them: the same order
+            plan = plan_entry(catalog, config, start, end, ONE_SHOT_BATCH)
+            ids = _entry_query(config, start, end)["identifiers"] or None
+            return CatalogDataResult(
+                data_cls=data_cls,
+                data=[d for run in merge_sorted(plan.sources) for d in run],
+                instruments=catalog.instruments(instrument_ids=ids) if ids else None,
+            )
         if is_nautilus_class(data_cls) or callable(config.metadata) or catalog._is_rust_custom_data(data_cls):
             return super().load_data_config(config, start, end)
         query = _entry_query(config, start, end)
