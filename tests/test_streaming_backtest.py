@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -39,6 +40,7 @@ from kis_adapter.backtest import strategy_configs
 from kis_adapter.cli import main
 from kis_adapter.errors import ConfigError
 from kis_adapter.streaming import DEFAULT_CHUNK_SIZE
+from kis_adapter.streaming import FileSource
 from kis_adapter.streaming import chunked
 from kis_adapter.streaming import merge_sorted
 from kis_adapter.streaming import plan_entry
@@ -169,12 +171,13 @@ def test_chunks_cross_instants_and_mix_every_type(sample_catalog: Path):
     assert len(mixed) >= 2  # the calls' ends: expected fills beside trades, quotes and books
 
 
+class Rec:
+    def __init__(self, ts: int, tag: str) -> None:
+        self.ts_init, self.tag = ts, tag
+
+
 def test_merge_keeps_ties_in_source_order():
     """Equal timestamps come out in source order, whatever the batch boundaries."""
-
-    class Rec:
-        def __init__(self, ts: int, tag: str) -> None:
-            self.ts_init, self.tag = ts, tag
 
     a = [[Rec(1, "a1"), Rec(2, "a2")], [Rec(2, "a3"), Rec(5, "a4")]]
     b = [[Rec(2, "b1")], [], [Rec(2, "b2"), Rec(3, "b3")]]
@@ -184,6 +187,37 @@ def test_merge_keeps_ties_in_source_order():
 
     assert merged == ["c1", "a1", "a2", "a3", "b1", "b2", "c2", "b3", "a4", "c3"]
     assert [len(c) for c in chunked([[Rec(1, "")] * 3, [Rec(2, "")] * 2], 2)] == [3, 2]
+
+
+def test_file_sources_open_when_the_merge_reaches_them():
+    """A file opens only at its start, and its records still take their place among ties."""
+    opened: list[str] = []
+
+    def source(name: str, batches: list[list[Rec]]) -> FileSource:
+        def open_() -> Iterator[list[Rec]]:
+            opened.append(name)
+            return iter(batches)
+
+        return FileSource(start_ns=batches[0][0].ts_init, open=open_, name=name)
+
+    day1 = source("day1", [[Rec(1, "a1"), Rec(4, "a2")]])
+    day2 = source("day2", [[Rec(10, "a3"), Rec(12, "a4")]])
+    other = [[Rec(4, "b1"), Rec(10, "b2")], [Rec(11, "b3")]]
+
+    runs = merge_sorted([day1, day2, iter(other)])
+    first = next(runs)
+
+    assert [r.tag for r in first] == ["a1"] and opened == ["day1"]
+    assert [r.tag for run in runs for r in run] == ["a2", "b1", "a3", "b2", "b3", "a4"]
+    assert opened == ["day1", "day2"]
+
+
+def test_a_file_holding_records_before_its_named_start_is_a_config_error():
+    """A misnamed catalog file would put records out of order: one clear error instead."""
+    late = FileSource(start_ns=5, open=lambda: iter([[Rec(3, "x")]]), name="data/x/5_9.parquet")
+
+    with pytest.raises(ConfigError, match="before the start its name gives"):
+        list(merge_sorted([iter([[Rec(1, "a"), Rec(7, "b")]]), late]))
 
 
 def test_chunk_size_in_a_config_file_runs_streaming_with_the_same_report(
