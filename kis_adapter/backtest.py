@@ -29,6 +29,7 @@ from typing import Any
 from typing import Final
 
 import msgspec
+import pyarrow.parquet as pq
 from nautilus_trader.backtest.config import BacktestDataConfig
 from nautilus_trader.backtest.config import BacktestEngineConfig
 from nautilus_trader.backtest.config import BacktestRunConfig
@@ -63,12 +64,14 @@ from kis_adapter.report import write_csv
 from kis_adapter.report import write_table
 from kis_adapter.results import run_results
 from kis_adapter.storage import CatalogLocation
-from kis_adapter.storage import StorageBacktestNode
 from kis_adapter.storage import check_catalog
 from kis_adapter.storage import parquet_dirs
 from kis_adapter.storage import parquet_files
 from kis_adapter.strategy_guard import HandlerErrors
 from kis_adapter.strategy_guard import guard_strategies
+from kis_adapter.streaming import DEFAULT_CHUNK_SIZE
+from kis_adapter.streaming import STREAM_THRESHOLD
+from kis_adapter.streaming import StreamingBacktestNode
 from kis_adapter.trading_collect import collect_trading
 from kis_adapter.trading_collect import observer_actors
 from kis_adapter.trading_files import page_lines
@@ -124,8 +127,16 @@ class EventCounter(Actor):
 
     def __init__(self, config: EventCounterConfig) -> None:
         super().__init__(config)
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self._raw: dict[tuple[type, Any], int] = {}  # (class, instrument id): named only when read
         self.points: dict[str, list[Point]] = {}
+
+    @property
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Events per ``(type name, instrument id)`` (``"-"`` for data without an instrument)."""
+        out: Counter[tuple[str, str]] = Counter()
+        for (cls, instrument_id), count in self._raw.items():
+            out[(cls.__name__, str(instrument_id) if instrument_id is not None else "-")] += count
+        return out
 
     def on_start(self) -> None:
         config = self.config
@@ -138,24 +149,25 @@ class EventCounter(Actor):
         for value in config.depth_instruments:
             self.subscribe_order_book_depth(InstrumentId.from_str(value))
 
-    def _count(self, data: Data) -> None:
-        self.counts[(type(data).__name__, str(data.instrument_id))] += 1
+    def _count(self, data: Data) -> None:  # the hot path: one dict update per event
+        key = (data.__class__, data.instrument_id)
+        self._raw[key] = self._raw.get(key, 0) + 1
 
     on_trade_tick = on_quote_tick = on_order_book_depth = _count
 
     def on_data(self, data: Data) -> None:
-        instrument_id = getattr(data, "instrument_id", None)
-        key = str(instrument_id) if instrument_id is not None else "-"
-        self.counts[(type(data).__name__, key)] += 1
+        key = (data.__class__, getattr(data, "instrument_id", None))
+        self._raw[key] = self._raw.get(key, 0) + 1
         if self.config.keep_points and isinstance(data, KISExpectedFill):
-            points = self.points.get(key)
+            name = str(key[1])
+            points = self.points.get(name)
             if points is None:
-                points = self.points[key] = []
+                points = self.points[name] = []
             price = data.price
             points.append((data.ts_event, price, data.quantity, price - data.change if price else 0.0))
 
     def on_stop(self) -> None:
-        self.log.debug(f"Counted {sum(self.counts.values())} events")
+        self.log.debug(f"Counted {sum(self._raw.values())} events")
 
 
 # -- CONFIGURATION -------------------------------------------------------------------------------
@@ -385,6 +397,7 @@ def build_run_config(
     log_level: str = "ERROR",
     balance: str = DEFAULT_BALANCE,
     strategy_log_level: str | None = None,
+    chunk_size: int | None = None,
 ) -> BacktestRunConfig:
     """
     A run over everything in the catalog: `KISExpectedFill` (custom data, client ``KIS``), and, when
@@ -393,6 +406,9 @@ def build_run_config(
 
     `log_level` applies to Nautilus's own components, `strategy_log_level` (default: the same) to the
     strategies' loggers, so ``self.log.info`` in a strategy can show without the engine's INFO lines.
+
+    A catalog of more than `STREAM_THRESHOLD` records streams (`chunk_size` `DEFAULT_CHUNK_SIZE`, the
+    results are the same, the memory bounded); `chunk_size` sets it (``0``: never stream).
     """
     inventory = catalog_inventory(catalog_path)
     where = CatalogLocation.parse(catalog_path).data_config_fields()  # path (and protocol), no secret
@@ -417,11 +433,27 @@ def build_run_config(
         data.append(BacktestDataConfig(**where, data_cls=KIS_DATA_CLS, client_id=KIS))
     engine = BacktestEngineConfig(strategies=list(strategies))
     logging = logging_config(engine, log_level, strategy_log_level or log_level)
+    if chunk_size is None:
+        chunk_size = DEFAULT_CHUNK_SIZE if catalog_records(catalog_path) > STREAM_THRESHOLD else 0
     return BacktestRunConfig(
         venues=venues,
         data=data,
         engine=msgspec.structs.replace(engine, logging=logging),
+        chunk_size=chunk_size or None,
     )
+
+
+def catalog_records(catalog_path: str | Path) -> int:
+    """Market-data records in a catalog (instruments excluded), from the Parquet footers alone."""
+    location = CatalogLocation.parse(catalog_path)
+    fs = location.filesystem()
+    total = 0
+    for file in parquet_files(location):
+        if f"/{_INVENTORY_DIRS['instruments']}/" in file:
+            continue
+        with fs.open(file, "rb") as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
 
 
 # Nautilus's own loggers in a backtest (its component names), held at `log_level` while the stdout level
@@ -492,6 +524,8 @@ def validate_run_config(config: BacktestRunConfig) -> None:
     """Fail fast, with one line, on what would otherwise fail (or silently do nothing) mid-run."""
     if not config.data:
         raise ConfigError("the backtest config has no data entry")
+    if config.chunk_size is not None and config.chunk_size < 1:
+        raise ConfigError(f"chunk_size must be a positive number of records (got {config.chunk_size})")
     for data in config.data:
         data_cls = _data_cls(data)
         if data.client_id is None and not is_nautilus_class(data_cls):
@@ -534,6 +568,7 @@ class BacktestOutcome:
     results: dict[str, Any] = field(default_factory=dict)  # `kis_adapter.results.run_results`
     trading: TradingReport | None = None  # None: the run had no venue KRX
     strategy_errors: HandlerErrors = field(default_factory=HandlerErrors)
+    chunks: int = 0  # engine chunks of a streaming run (`chunk_size`); 0: the run was one-shot
 
     @property
     def total_events(self) -> int:
@@ -572,7 +607,8 @@ def run_backtest(
     )
 
     started = time.perf_counter()
-    node = StorageBacktestNode(configs=[config])  # a BacktestNode that opens object stores too
+    # A BacktestNode that opens object stores too and streams our custom type with `chunk_size`.
+    node = StreamingBacktestNode(configs=[config])
     try:
         try:
             node.build()
@@ -602,6 +638,7 @@ def run_backtest(
             results=run_results(engine, events, decisions),
             trading=collect_trading(engine, tearsheet=report_dir is not None),
             strategy_errors=errors,
+            chunks=node.chunks_run,
         )
     finally:
         node.dispose()
