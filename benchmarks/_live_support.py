@@ -10,6 +10,7 @@ mode) or only checks that numbers arrive in order without gaps (count mode, for 
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import datetime as dt
 import json
@@ -196,6 +197,7 @@ class LiveBenchStrategy(Strategy):
         self._last_recv_ns = 0
         self._rss_first = 0
         self._rss_last = 0
+        self._cpu_first = self._cpu_last = 0.0  # process CPU time (every thread) at the first/last record
         self._rss_samples: list[tuple[int, int]] = []  # (records so far, RSS), one per tick
         self._progress_at = (0, time.monotonic())
         self._started = time.monotonic()
@@ -225,10 +227,12 @@ class LiveBenchStrategy(Strategy):
         self._last_recv_ns = now
         if self.received == 1:
             self._first_recv_ns = now
+            self._cpu_first = time.process_time()
             self._rss_first = rss_bytes()
             if self._profiler is not None:
                 self._profiler.enable()
         if self.received == self._expected:
+            self._cpu_last = time.process_time()
             self._rss_last = rss_bytes()
             self._finish(ALL_RECEIVED)
 
@@ -272,6 +276,7 @@ class LiveBenchStrategy(Strategy):
             "rss_last": self._rss_last or rss_bytes(),
             "rss_samples": self._rss_samples,
             "stop_reason": self._stop_reason,
+            "cpu_secs": self._cpu_last - self._cpu_first if self._cpu_last else 0.0,
         }
         (out / "summary.json").write_text(json.dumps(summary))
 
@@ -289,7 +294,96 @@ class ClientSummary:
     rss_last: int
     rss_samples: list[tuple[int, int]]
     stop_reason: str
+    cpu_secs: float = 0.0  # CPU time of the client process from its first record to its last
 
     @classmethod
     def read(cls, directory: Path) -> ClientSummary:
         return cls(**json.loads((directory / "summary.json").read_text()))
+
+
+# -- FLOOR: A BARE WEBSOCKETS READER ---------------------------------------------------------------
+
+
+def floor_config(ws_url: str, rest_url: str, codes: tuple[str, ...], tr_ids: tuple[str, ...], strategy: dict) -> dict:
+    """What `run_floor` needs: the simulator's URLs, the registrations, where to write the summary."""
+    return {
+        "ws_url": ws_url,
+        "rest_url": rest_url,
+        "codes": list(codes),
+        "tr_ids": list(tr_ids),
+        "expected": strategy["expected"],
+        "output_dir": strategy["output_dir"],
+    }
+
+
+async def _floor(config: dict) -> dict:
+    """
+    Approval key, connect, register, then ``async for message in ws``: count records by the frame
+    header only. No session, decoder, objects or Nautilus: the most a websockets client can read.
+    """
+    from websockets.asyncio.client import connect
+
+    from kis_adapter.protocol import build_subscription
+    from kis_adapter.session.approval import Credentials
+    from kis_adapter.session.approval import request_approval_key
+
+    credentials = Credentials(os.environ["KIS_APP_KEY"], os.environ["KIS_APP_SECRET"])
+    key = await request_approval_key(config["rest_url"], credentials, 10.0)
+    expected = config["expected"]
+    received = 0
+    first = last = 0
+    cpu_first = 0.0
+    stop = "stopped before the last record"
+    async with connect(config["ws_url"], compression=None, max_queue=256, ping_interval=None) as ws:
+        for code in config["codes"]:
+            for tr_id in config["tr_ids"]:
+                await ws.send(build_subscription(key, tr_id, code))
+        while True:
+            try:
+                message = await asyncio.wait_for(ws.recv(), 3.0 if received else 60.0)
+            except TimeoutError:
+                stop = f"no record for 3s after {received:,}"
+                break
+            if message[:2] != "0|":
+                if message[:1] == "{" and "PINGPONG" in message:
+                    await ws.send(message)
+                continue
+            now = time.time_ns()
+            if not received:
+                first = now
+                cpu_first = time.process_time()
+            received += int(message[message.index("|", 2) + 1 : message.index("|", 2) + 4])
+            last = now
+            if received >= expected:
+                stop = ALL_RECEIVED
+                break
+    return {
+        "received": received,
+        "gaps": 0,
+        "backwards": 0,
+        "first_recv_ns": first,
+        "last_recv_ns": last,
+        "rss_first": 0,
+        "rss_last": rss_bytes(),
+        "rss_samples": [],
+        "stop_reason": stop,
+        "cpu_secs": time.process_time() - cpu_first if received else 0.0,
+    }
+
+
+def run_floor(config_path: str) -> None:
+    """Entry point of the floor client process (on uvloop, as a TradingNode's loop is)."""
+    import uvloop
+
+    config = json.loads(Path(config_path).read_text())
+    summary = uvloop.run(_floor(config))
+    out = Path(config["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["floor"]:
+        run_floor(sys.argv[2])

@@ -77,6 +77,7 @@ default a temporary directory, deleted afterwards).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -100,6 +101,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _live_support as support
 import numpy as np
 
+from kis_adapter.protocol import H0ZFANC0
 from kis_adapter.simulator import KISSimulator
 from kis_adapter.simulator import SimulatorThread
 
@@ -128,6 +130,7 @@ class Scenario:
     latency: bool = True  # per-record arrays (else count mode: O(1) state)
     passes: int = 1  # the simulator replays records // passes records `passes` times
     repeat: bool = False  # load-sensitive: run --repeat times and show the median run
+    client: str = "node"  # "node": kis-adapter live; "floor": a bare websockets reader (the ceiling)
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -196,6 +199,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         Scenario("max rate", 1, top, None, repeat=True),
         Scenario("max rate", 41, top, None, repeat=True),
         Scenario("max rate", 41, top, None, multi=0.2, repeat=True),
+        Scenario("floor: bare websockets reader", 41, top, None, multi=0.2, repeat=True, client="floor"),
         Scenario("max rate", 41, top, None, per_frame=5, repeat=True),
         Scenario("memory", 41, args.memory_records, None, multi=0.2, latency=False, passes=10),
     ]
@@ -233,12 +237,15 @@ def run_scenario(scenario: Scenario, workdir: Path, *, in_process: bool, profile
             "max_secs": 150.0,
             "profile": profile,
         }
-        config = support.node_config(sim.ws_url, sim.rest_url, scenario.codes, strategy)
+        if scenario.client == "floor":
+            config = support.floor_config(sim.ws_url, sim.rest_url, scenario.codes, (H0ZFANC0,), strategy)
+        else:
+            config = support.node_config(sim.ws_url, sim.rest_url, scenario.codes, strategy)
         config_path = workdir / "live.json"
         config_path.write_text(json.dumps(config, indent=2))
         _drive(sim, scenario)
         started, busy, own = time.perf_counter(), _machine_busy_secs(), _own_cpu_secs()
-        _run_client(config_path, workdir, in_process=in_process)
+        _run_client(config_path, workdir, in_process=in_process, floor=scenario.client == "floor")
         elapsed = time.perf_counter() - started
         others = (_machine_busy_secs() - busy) - (_own_cpu_secs() - own)
         stats = simulator.stats
@@ -246,7 +253,7 @@ def run_scenario(scenario: Scenario, workdir: Path, *, in_process: bool, profile
     client = support.ClientSummary.read(workdir)
     latency: tuple[float, float, float] | None = None
     wire: tuple[float, float] | None = None
-    if scenario.latency:
+    if scenario.latency and scenario.client == "node":
         send_ns = support.send_times(sent, per_pass)
         recv_ns = np.load(workdir / "recv_ns.npy")
         init_ns = np.load(workdir / "init_ns.npy")
@@ -311,8 +318,8 @@ def _drive(sim: SimulatorThread, scenario: Scenario) -> None:
     threading.Thread(target=call, name="bench-driver", daemon=True).start()
 
 
-def _run_client(config: Path, workdir: Path, *, in_process: bool) -> None:
-    if in_process:
+def _run_client(config: Path, workdir: Path, *, in_process: bool, floor: bool = False) -> None:
+    if in_process and not floor:
         from kis_adapter.cli import main
 
         os.environ.update(FAKE_ENV)
@@ -321,6 +328,8 @@ def _run_client(config: Path, workdir: Path, *, in_process: bool) -> None:
             raise RuntimeError(f"kis-adapter live exited {code}")
         return
     command = [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)]
+    if floor:
+        command = [sys.executable, str(BENCH_DIR / "_live_support.py"), "floor", str(config)]
     env = {**os.environ, **FAKE_ENV}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), env.get("PYTHONPATH", "")) if p)
     log = workdir / "client.log"
@@ -343,8 +352,9 @@ def _ms(value: float) -> str:
 def scenario_table(results: list[Result]) -> list[str]:
     lines = [
         "| scenario | subs | framing | frames sent | records sent | received | lost / gaps "
-        "| records/s | send→on_data p50 ms | p99 ms | max ms | wire p50 / p99 ms | other CPU |",
-        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| records/s | client CPU µs/record | capacity records/s "
+        "| send→on_data p50 ms | p99 ms | max ms | wire p50 / p99 ms | other CPU |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         s = r.scenario
@@ -363,9 +373,21 @@ def scenario_table(results: list[Result]) -> list[str]:
             p99 += f" ({_ms(r.p99s[0])}-{_ms(r.p99s[-1])})"
         lines.append(
             f"| {s.name} | {s.subscriptions} | {s.framing} | {r.frames_sent:,} | {r.records_sent:,} "
-            f"| {r.received:,} | {order} | {rate} | {p50} | {p99} | {top} | {wire} | {r.other_cpu:.2f} |"
+            f"| {r.received:,} | {order} | {rate} | {_per_record(r)} | {_capacity(r)} "
+            f"| {p50} | {p99} | {top} | {wire} | {r.other_cpu:.2f} |"
         )
     return lines
+
+
+def _per_record(r: Result) -> str:
+    cpu = r.client.cpu_secs
+    return f"{cpu / max(1, r.received - 1) * 1e6:.1f}" if cpu > 0 else "n/a"
+
+
+def _capacity(r: Result) -> str:
+    """Records per CPU second of the client: its rate if the sender were never the slower side."""
+    cpu = r.client.cpu_secs
+    return f"{(r.received - 1) / cpu:,.0f}" if cpu > 0 else "n/a"
 
 
 def memory_table(result: Result) -> list[str]:
@@ -512,6 +534,12 @@ def print_profile(path: Path, records: int, limit: int = 25) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if not os.environ.get("KIS_BENCH_SIM_ASYNCIO"):
+        # The simulator stands in for KIS, another machine: on uvloop it sends faster, so the
+        # max-rate runs measure the client rather than the sender (see the module doc).
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
