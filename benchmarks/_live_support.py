@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import datetime as dt
+import gc
 import json
 import os
 import random
@@ -198,6 +199,10 @@ class LiveBenchStrategy(Strategy):
         self._rss_first = 0
         self._rss_last = 0
         self._cpu_first = self._cpu_last = 0.0  # process CPU time (every thread) at the first/last record
+        self._gc_started = 0.0
+        self._gc_secs = 0.0  # time in garbage collection from the first record to the last
+        self._gc_runs = [0, 0, 0]  # collections per generation in that span
+        self._gc_by_gen = [0.0, 0.0, 0.0]
         self._rss_samples: list[tuple[int, int]] = []  # (records so far, RSS), one per tick
         self._progress_at = (0, time.monotonic())
         self._started = time.monotonic()
@@ -206,6 +211,7 @@ class LiveBenchStrategy(Strategy):
         self._profiler = cProfile.Profile() if config.profile else None
 
     def on_start(self) -> None:
+        gc.callbacks.append(self._on_gc)
         self.subscribe_data(DataType(KISExpectedFill), client_id=ClientId("KIS"))
         interval = dt.timedelta(seconds=self.config.rss_interval_secs)
         self.clock.set_timer("live_bench_tick", interval, callback=self._on_tick)
@@ -235,6 +241,16 @@ class LiveBenchStrategy(Strategy):
             self._cpu_last = time.process_time()
             self._rss_last = rss_bytes()
             self._finish(ALL_RECEIVED)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        """Time the garbage collector's passes (from the first record on): its share of the CPU."""
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        elif self._first_recv_ns and not self._done:
+            spent = time.thread_time() - self._gc_started
+            self._gc_secs += spent
+            self._gc_runs[info["generation"]] += 1
+            self._gc_by_gen[info["generation"]] += spent
 
     def _on_tick(self, _event: TimeEvent) -> None:
         if self._done:
@@ -277,6 +293,9 @@ class LiveBenchStrategy(Strategy):
             "rss_samples": self._rss_samples,
             "stop_reason": self._stop_reason,
             "cpu_secs": self._cpu_last - self._cpu_first if self._cpu_last else 0.0,
+            "gc_secs": self._gc_secs,
+            "gc_runs": self._gc_runs,
+            "gc_by_gen": self._gc_by_gen,
         }
         (out / "summary.json").write_text(json.dumps(summary))
 
@@ -295,6 +314,9 @@ class ClientSummary:
     rss_samples: list[tuple[int, int]]
     stop_reason: str
     cpu_secs: float = 0.0  # CPU time of the client process from its first record to its last
+    gc_secs: float = 0.0  # time in garbage collection in that span
+    gc_runs: tuple[int, int, int] = (0, 0, 0)  # collections per generation in that span
+    gc_by_gen: tuple[float, float, float] = (0.0, 0.0, 0.0)  # seconds per generation
 
     @classmethod
     def read(cls, directory: Path) -> ClientSummary:
@@ -304,7 +326,9 @@ class ClientSummary:
 # -- FLOOR: A BARE WEBSOCKETS READER ---------------------------------------------------------------
 
 
-def floor_config(ws_url: str, rest_url: str, codes: tuple[str, ...], tr_ids: tuple[str, ...], strategy: dict) -> dict:
+def floor_config(
+    ws_url: str, rest_url: str, codes: tuple[str, ...], tr_ids: tuple[str, ...], strategy: dict
+) -> dict:
     """What `run_floor` needs: the simulator's URLs, the registrations, where to write the summary."""
     return {
         "ws_url": ws_url,
