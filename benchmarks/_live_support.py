@@ -27,11 +27,18 @@ import numpy as np
 from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import DataType
+from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
 from kis_adapter.protocol import H0ZFANC0
+from kis_adapter.protocol import H0ZFASP0
+from kis_adapter.protocol import H0ZFCNT0
 from kis_adapter.protocol import build_data_frame
+from kis_adapter.protocol.trs import h0zfasp0
+from kis_adapter.protocol.trs import h0zfcnt0
+from kis_adapter.simulator import MASTER_PATH
 from kis_adapter.types import KISExpectedFill
 
 CODES: Final = tuple(f"A{10 + i:02d}612" for i in range(41))  # 41: the KIS per-session cap
@@ -92,24 +99,143 @@ def build_frames(
     return frames
 
 
+# Three TRs in continuous trading (issue 9): the sequence number travels in a size, + 1 (never 0).
+TRADE_SEQ_FIELD: Final = h0zfcnt0.LAYOUT["LAST_CNQN"]  # TradeTick.size
+BOOK_SEQ_FIELD: Final = h0zfasp0.LAYOUT["BIDP_RSQN1"]  # the depth's best bid size and the quote's bid_size
+SEQ_FIELDS: Final = {
+    H0ZFANC0: (QUANTITY_FIELD, 0),
+    H0ZFCNT0: (TRADE_SEQ_FIELD, 1),
+    H0ZFASP0: (BOOK_SEQ_FIELD, 1),
+}
+CONTINUOUS_START: Final = 9 * 3600  # 09:00:00 KST: trades and books outside the single-price calls
+TR_MIX: Final = ((H0ZFANC0, 0.1), (H0ZFCNT0, 0.45), (H0ZFASP0, 0.45))  # share of records per TR
+
+
+def _hhmmss(second: int) -> str:
+    return f"{second // 3600:02d}{second % 3600 // 60:02d}{second % 60:02d}"
+
+
+class _TradeState:
+    """Cumulative volumes of one code, so every trade is consistent (ACML_VOL grows by its size)."""
+
+    __slots__ = ("buy", "sell", "volume")
+
+    def __init__(self) -> None:
+        self.volume = self.buy = self.sell = 0
+
+
+def _trade_record(code: str, seq: int, state: _TradeState) -> tuple[str, ...]:
+    """One 49-field H0ZFCNT0 record of continuous trading whose size is `seq` + 1."""
+    size = seq + 1
+    state.volume += size
+    if seq % 2:
+        state.sell += size
+    else:
+        state.buy += size
+    fields = ["0"] * h0zfcnt0.LAYOUT.width
+    price = 75_000 + (seq % 20) * 100
+    values = {
+        "FUTS_SHRN_ISCD": code,
+        "BSOP_HOUR": _hhmmss(CONTINUOUS_START + (seq // 1000) % 3600),
+        "STCK_PRPR": str(price),
+        "PRDY_VRSS_SIGN": "2",
+        "PRDY_VRSS": str(price - 74_900),
+        "LAST_CNQN": str(size),
+        "ACML_VOL": str(state.volume),
+        "SELN_CNTG_SMTN": str(state.sell),
+        "SHNU_CNTG_SMTN": str(state.buy),
+        "ASKP1": str(price + 100),
+        "BIDP1": str(price),
+    }
+    for name, value in values.items():
+        fields[h0zfcnt0.LAYOUT[name]] = value
+    return tuple(fields)
+
+
+def _book_record(code: str, seq: int) -> tuple[str, ...]:
+    """One 68-field H0ZFASP0 snapshot of continuous trading (10 levels a side, 100 KRW apart)."""
+    fields = ["0"] * h0zfasp0.LAYOUT.width
+    layout = h0zfasp0.LAYOUT
+    best_bid = 75_000 + (seq % 20) * 100
+    fields[layout["FUTS_SHRN_ISCD"]] = code
+    fields[layout["BSOP_HOUR"]] = _hhmmss(CONTINUOUS_START + (seq // 1000) % 3600)
+    for level in range(1, 11):
+        fields[layout[f"ASKP{level}"]] = str(best_bid + 100 * level)
+        fields[layout[f"BIDP{level}"]] = str(best_bid - 100 * (level - 1))
+        fields[layout[f"ASKP_CSNU{level}"]] = str(level)
+        fields[layout[f"BIDP_CSNU{level}"]] = str(level)
+        fields[layout[f"ASKP_RSQN{level}"]] = str(10 * level)
+        fields[layout[f"BIDP_RSQN{level}"]] = str(10 * level)
+    fields[BOOK_SEQ_FIELD] = str(seq + 1)
+    return tuple(fields)
+
+
+def build_mixed_frames(
+    n_records: int,
+    codes: tuple[str, ...],
+    *,
+    multi_fraction: float = 0.2,
+    record_interval_ns: int = 1_000_000,
+    seed: int = 5,
+) -> list[tuple[int, str]]:
+    """
+    Like `build_frames`, with all three TRs (`TR_MIX`): each frame is one TR, drawn at random with
+    those weights; its records cycle through `codes`. Trades and books are in continuous trading.
+    """
+    rng = random.Random(seed)
+    trs = [tr for tr, _ in TR_MIX]
+    weights = [w for _, w in TR_MIX]
+    trades = {code: _TradeState() for code in codes}
+    frames: list[tuple[int, str]] = []
+    seq = in_multi = 0
+    while seq < n_records:
+        if multi_fraction > 0 and in_multi < multi_fraction * (seq + 1):
+            size = rng.randint(2, 5)
+            in_multi += size
+        else:
+            size = 1
+        size = min(size, n_records - seq)
+        tr_id = rng.choices(trs, weights)[0]
+        records = []
+        for j in range(size):
+            code, n = codes[(seq + j) % len(codes)], seq + j
+            if tr_id == H0ZFCNT0:
+                records.append(_trade_record(code, n, trades[code]))
+            elif tr_id == H0ZFASP0:
+                records.append(_book_record(code, n))
+            else:
+                records.append(_record(code, n))
+        frames.append((START_TS + seq * record_interval_ns, build_data_frame(tr_id, records)))
+        seq += size
+    return frames
+
+
 def send_times(sent: list[tuple[int, str]], n_records: int) -> np.ndarray:
     """Send time per sequence number (-1 if never sent) from a simulator connection's `sent` list."""
     out = np.full(n_records, -1, dtype=np.int64)
     for ts, text in sent:
         if not text.startswith("0|"):
             continue  # acks, PINGPONG
-        fields = text.split("|", 3)[3].split("^")
-        width = len(fields) // int(text[11:14])
-        for seq in fields[QUANTITY_FIELD::width]:
-            out[int(seq)] = ts
+        _, tr_id, count, payload = text.split("|", 3)
+        fields = payload.split("^")
+        width = len(fields) // int(count)
+        index, offset = SEQ_FIELDS[tr_id]
+        for seq in fields[index::width]:
+            out[int(seq) - offset] = ts
     return out
 
 
 # -- NODE CONFIG ----------------------------------------------------------------------------------
 
 
-def node_config(ws_url: str, rest_url: str, codes: tuple[str, ...], strategy: dict[str, Any]) -> dict:
-    """A TradingNodeConfig as ``config/live.json`` declares it, pointed at the simulator."""
+def node_config(
+    ws_url: str,
+    rest_url: str,
+    codes: tuple[str, ...],
+    strategy: dict[str, Any],
+    tr_ids: tuple[str, ...] = (H0ZFANC0,),
+) -> dict:
+    """A TradingNodeConfig as ``config/live.json`` declares it, pointed at the simulator (and its master)."""
     return {
         "trader_id": "BENCH-001",
         "timeout_connection": 30.0,
@@ -122,6 +248,8 @@ def node_config(ws_url: str, rest_url: str, codes: tuple[str, ...], strategy: di
                 "factory": {"path": "kis_adapter.factories:KISLiveDataClientFactory"},
                 "config": {
                     "codes": list(codes),
+                    "tr_ids": list(tr_ids),
+                    "master_url": f"{rest_url}{MASTER_PATH}",
                     "ws_url": ws_url,
                     "rest_url": rest_url,
                     "subscribe_interval_secs": 0.0,  # the simulator does not block bursts; KIS would
@@ -162,6 +290,8 @@ class LiveBenchConfig(StrategyConfig, frozen=True):
         Shut down after this long whatever arrived.
     rss_interval_secs : float, default 0.25
         RSS sampling period.
+    market_codes : tuple[str, ...], default ()
+        Also subscribe trades, quotes and 10-level depth of these codes (the three-TR scenario).
     profile : bool, default False
         Run cProfile from the first record to the last and write ``client.prof``: the steady
         state only, without imports and node start-up.
@@ -176,6 +306,7 @@ class LiveBenchConfig(StrategyConfig, frozen=True):
     max_secs: float = 120.0
     rss_interval_secs: float = 0.25
     profile: bool = False
+    market_codes: tuple[str, ...] = ()
 
 
 class LiveBenchStrategy(Strategy):
@@ -191,6 +322,8 @@ class LiveBenchStrategy(Strategy):
         self._init_ns = np.full(size, -1, dtype=np.int64)
         self._latency = config.latency
         self.received = 0
+        self.objects = 0  # Nautilus objects (a book record is a depth and a quote)
+        self._last_seq = -1
         self._next_seq = 0
         self._gaps = 0  # records skipped over (a sequence number jumped ahead)
         self._backwards = 0  # duplicates or reordering (a sequence number went back)
@@ -213,15 +346,35 @@ class LiveBenchStrategy(Strategy):
     def on_start(self) -> None:
         gc.callbacks.append(self._on_gc)
         self.subscribe_data(DataType(KISExpectedFill), client_id=ClientId("KIS"))
+        for code in self.config.market_codes:
+            instrument_id = InstrumentId.from_str(f"{code}.KRX")
+            self.subscribe_trade_ticks(instrument_id)
+            self.subscribe_quote_ticks(instrument_id)
+            self.subscribe_order_book_depth(instrument_id, book_type=BookType.L2_MBP, depth=10)
         interval = dt.timedelta(seconds=self.config.rss_interval_secs)
         self.clock.set_timer("live_bench_tick", interval, callback=self._on_tick)
 
     def on_data(self, data) -> None:
+        self._arrive(data.quantity, data.ts_init)
+
+    def on_trade_tick(self, tick) -> None:
+        self._arrive(int(tick.size) - 1, tick.ts_init)
+
+    def on_order_book_depth(self, depth) -> None:
+        self._arrive(int(depth.bids[0].size) - 1, depth.ts_init)
+
+    def on_quote_tick(self, tick) -> None:
+        self._arrive(int(tick.bid_size) - 1, tick.ts_init)
+
+    def _arrive(self, seq: int, ts_init: int) -> None:
         now = time.time_ns()
-        seq = data.quantity
+        self.objects += 1
+        if seq == self._last_seq:
+            return  # the quote of the book record whose depth just arrived: one record, two objects
+        self._last_seq = seq
         if self._latency:
             self._recv_ns[seq] = now
-            self._init_ns[seq] = data.ts_init
+            self._init_ns[seq] = ts_init
         seq %= self._modulo
         if seq != self._next_seq:
             if seq > self._next_seq:
@@ -284,6 +437,7 @@ class LiveBenchStrategy(Strategy):
             np.save(out / "init_ns.npy", self._init_ns)
         summary = {
             "received": self.received,
+            "objects": self.objects,
             "gaps": self._gaps,
             "backwards": self._backwards,
             "first_recv_ns": self._first_recv_ns,
@@ -305,6 +459,7 @@ class ClientSummary:
     """What the strategy wrote on stop."""
 
     received: int
+    objects: int
     gaps: int
     backwards: int
     first_recv_ns: int
@@ -383,6 +538,7 @@ async def _floor(config: dict) -> dict:
                 break
     return {
         "received": received,
+        "objects": 0,
         "gaps": 0,
         "backwards": 0,
         "first_recv_ns": first,

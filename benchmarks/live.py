@@ -101,7 +101,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _live_support as support
 import numpy as np
 
+from kis_adapter.parsing import MessageParser
 from kis_adapter.protocol import H0ZFANC0
+from kis_adapter.protocol import H0ZFASP0
+from kis_adapter.protocol import H0ZFCNT0
 from kis_adapter.simulator import KISSimulator
 from kis_adapter.simulator import SimulatorThread
 
@@ -131,13 +134,20 @@ class Scenario:
     passes: int = 1  # the simulator replays records // passes records `passes` times
     repeat: bool = False  # load-sensitive: run --repeat times and show the median run
     client: str = "node"  # "node": kis-adapter live; "floor": a bare websockets reader (the ceiling)
+    mixed: bool = False  # all three TRs (support.TR_MIX) in continuous trading, 13 codes x 3 TRs
+
+    @property
+    def tr_ids(self) -> tuple[str, ...]:
+        return (H0ZFANC0, H0ZFCNT0, H0ZFASP0) if self.mixed else (H0ZFANC0,)
 
     @property
     def codes(self) -> tuple[str, ...]:
-        return support.CODES[: self.subscriptions]
+        return support.CODES[: self.subscriptions // len(self.tr_ids)]
 
     @property
     def framing(self) -> str:
+        if self.mixed:
+            return f"3 TRs, mix ({self.multi:.0%} in 2-5)"
         if self.multi:
             return f"mix ({self.multi:.0%} in 2-5)"
         return f"{self.per_frame} / frame"
@@ -160,6 +170,11 @@ class Result:
     rates: list[float] = field(default_factory=list)  # every repeat's records/s, ascending
     p99s: list[float] = field(default_factory=list)  # every repeat's p99 ms, ascending
     repeat_loss: int = 0  # records lost or out of order in the other repeats
+    expected_objects: int = 0  # three TRs: Nautilus objects the strategy must receive (0: not counted)
+
+    @property
+    def objects_lost(self) -> int:
+        return self.expected_objects - self.client.objects if self.expected_objects else 0
 
     @property
     def p99(self) -> float:
@@ -171,7 +186,13 @@ class Result:
 
     @property
     def clean(self) -> bool:
-        return self.lost == 0 and self.gaps == 0 and self.backwards == 0 and self.repeat_loss == 0
+        return (
+            self.lost == 0
+            and self.gaps == 0
+            and self.backwards == 0
+            and self.repeat_loss == 0
+            and self.objects_lost == 0
+        )
 
 
 def median_of(results: list[Result]) -> Result:
@@ -201,6 +222,10 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         Scenario("max rate", 41, top, None, multi=0.2, repeat=True),
         Scenario("floor: bare websockets reader", 41, top, None, multi=0.2, repeat=True, client="floor"),
         Scenario("max rate", 41, top, None, per_frame=5, repeat=True),
+        Scenario("max rate", 39, top, None, multi=0.2, repeat=True, mixed=True),
+        Scenario(
+            "floor: bare websockets reader", 39, top, None, multi=0.2, repeat=True, client="floor", mixed=True
+        ),
         Scenario("memory", 41, args.memory_records, None, multi=0.2, latency=False, passes=10),
     ]
 
@@ -212,13 +237,19 @@ def run_scenario(scenario: Scenario, workdir: Path, *, in_process: bool, profile
     workdir.mkdir(parents=True, exist_ok=True)
     per_pass = scenario.records // scenario.passes
     interval_ns = int(1e9 / scenario.rate) if scenario.rate else 1_000_000
-    frames = support.build_frames(
-        per_pass,
-        scenario.codes,
-        multi_fraction=scenario.multi,
-        records_per_frame=scenario.per_frame,
-        record_interval_ns=interval_ns,
-    )
+    if scenario.mixed:
+        frames = support.build_mixed_frames(
+            per_pass, scenario.codes, multi_fraction=scenario.multi, record_interval_ns=interval_ns
+        )
+    else:
+        frames = support.build_frames(
+            per_pass,
+            scenario.codes,
+            multi_fraction=scenario.multi,
+            records_per_frame=scenario.per_frame,
+            record_interval_ns=interval_ns,
+        )
+    expected_objects = _objects_of(frames) * scenario.passes if scenario.mixed and scenario.client == "node" else 0
     simulator = KISSimulator(
         frames,
         speed=1.0 if scenario.rate else 0.0,
@@ -236,11 +267,12 @@ def run_scenario(scenario: Scenario, workdir: Path, *, in_process: bool, profile
             "seq_modulo": per_pass if scenario.passes > 1 else None,
             "max_secs": 150.0,
             "profile": profile,
+            "market_codes": list(scenario.codes) if scenario.mixed else [],
         }
         if scenario.client == "floor":
-            config = support.floor_config(sim.ws_url, sim.rest_url, scenario.codes, (H0ZFANC0,), strategy)
+            config = support.floor_config(sim.ws_url, sim.rest_url, scenario.codes, scenario.tr_ids, strategy)
         else:
-            config = support.node_config(sim.ws_url, sim.rest_url, scenario.codes, strategy)
+            config = support.node_config(sim.ws_url, sim.rest_url, scenario.codes, strategy, scenario.tr_ids)
         config_path = workdir / "live.json"
         config_path.write_text(json.dumps(config, indent=2))
         _drive(sim, scenario)
@@ -267,7 +299,7 @@ def run_scenario(scenario: Scenario, workdir: Path, *, in_process: bool, profile
             wire = (float(w50), float(w99))
     span = (client.last_recv_ns - client.first_recv_ns) / 1e9
     rate = (client.received - 1) / span if span > 0 else 0.0
-    return Result(
+    result = Result(
         scenario,
         stats.frames_sent,
         stats.records_sent,
@@ -281,6 +313,14 @@ def run_scenario(scenario: Scenario, workdir: Path, *, in_process: bool, profile
         elapsed,
         max(0.0, others / elapsed),
     )
+    result.expected_objects = expected_objects
+    return result
+
+
+def _objects_of(frames: list[tuple[int, str]]) -> int:
+    """Nautilus objects the client must publish for `frames` (a book record is a depth and a quote)."""
+    parser = MessageParser()
+    return sum(len(parser.parse(ts, text)) for ts, text in frames)
 
 
 def _machine_busy_secs() -> float:
@@ -364,6 +404,8 @@ def scenario_table(results: list[Result]) -> list[str]:
             p50 = p99 = top = "n/a"
         wire = f"{_ms(r.wire_ms[0])} / {_ms(r.wire_ms[1])}" if r.wire_ms else "n/a"
         order = f"{r.lost:,} / {r.gaps:,}" + (f" ({r.backwards} back)" if r.backwards else "")
+        if r.expected_objects:
+            order += f"; objects {r.client.objects:,}/{r.expected_objects:,}"
         if r.repeat_loss:
             order += f" (+{r.repeat_loss:,} in other runs)"
         rate = f"{r.rate:,.0f}"
