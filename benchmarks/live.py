@@ -249,7 +249,8 @@ def run_scenario(scenario: Scenario, workdir: Path, *, in_process: bool, profile
             records_per_frame=scenario.per_frame,
             record_interval_ns=interval_ns,
         )
-    expected_objects = _objects_of(frames) * scenario.passes if scenario.mixed and scenario.client == "node" else 0
+    counted = scenario.mixed and scenario.client == "node"
+    expected_objects = _objects_of(frames) * scenario.passes if counted else 0
     simulator = KISSimulator(
         frames,
         speed=1.0 if scenario.rate else 0.0,
