@@ -4,6 +4,7 @@ One KIS WebSocket session per app key: the asyncio + websockets shell around `Se
 ::
 
     run() ──▶ approval key (cached) ──▶ connect ──▶ serve: every message ─▶ sink(ts_recv, message)
+                                                   (read in batches: transport.KISClientConnection)
       ▲                                                    └─▶ SessionProtocol.receive() ─▶ effects
       │                                                         (echo PINGPONG, events, logs, ...)
       └── ReconnectPolicy: delay (reset only after a stable connection) ◀── close / abort / stall
@@ -75,7 +76,6 @@ if _wire_log.level == logging.NOTSET:
     _wire_log.setLevel(logging.INFO)
 _CLOSE_TIMEOUT_SECS: Final = 2.0
 _MAX_MESSAGE_BYTES: Final = 1 << 22
-_MAX_QUEUE: Final = 256
 
 Sink = Callable[[int, str | bytes], None]
 
@@ -444,7 +444,6 @@ class KISSession:
             ping_timeout=ping,
             close_timeout=_CLOSE_TIMEOUT_SECS,
             max_size=_MAX_MESSAGE_BYTES,
-            max_queue=_MAX_QUEUE,
             compression=None,
             logger=_wire_log,
             create_connection=KISClientConnection,
