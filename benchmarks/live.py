@@ -41,7 +41,8 @@ is still inside the latency (it stamps before sending).
 Scenarios
 ---------
 - paced 1k records/s (frames 1 ms apart) at 1 subscription and at 41 (the KIS cap), one record per
-  frame, and 41 with a mix (20 % of the records in frames of 2-5 records): latency target p99 < 1 ms (issue 12; issue 3 asked < 2 ms);
+  frame, and 41 with a mix (20 % of the records in frames of 2-5 records): latency target
+  p99 < 1 ms (issue 12; issue 3 asked < 2 ms);
 - paced 50k records/s, 41 subscriptions, the mix, three runs (the median-p99 run shown, p99 range
   in brackets): the ≥ 50k target held in real time. The simulator paces with asyncio sleeps, so it
   sends bursts of about 50 records per millisecond tick. Met when nothing is lost and p99 stays
