@@ -4,7 +4,7 @@ What a KIS session does about each message, sans I/O (no socket, no clock, no as
 ::
 
     shell (session.py)                       SessionProtocol
-    recv() ─ message, now ──────────────────▶ receive()  ─▶ (Send | Emit | Log | Reconnect | Fail, ...)
+    recv_batch() ─ message, now ────────────▶ receive()  ─▶ (Send | Emit | Log | Reconnect | Fail, ...)
     sender ─ now ───────────────────────────▶ next_request() ─▶ OutgoingRequest | seconds to wait | None
     watchdog ─ now ─────────────────────────▶ stall_in() / stalled()
     open / close ───────────────────────────▶ connection_opened() / connection_closed()

@@ -4,6 +4,7 @@ One KIS WebSocket session per app key: the asyncio + websockets shell around `Se
 ::
 
     run() ──▶ approval key (cached) ──▶ connect ──▶ serve: every message ─▶ sink(ts_recv, message)
+                                                   (read in batches: transport.KISClientConnection)
       ▲                                                    └─▶ SessionProtocol.receive() ─▶ effects
       │                                                         (echo PINGPONG, events, logs, ...)
       └── ReconnectPolicy: delay (reset only after a stable connection) ◀── close / abort / stall
@@ -63,7 +64,6 @@ from kis_adapter.session.protocol import SessionProtocol
 from kis_adapter.session.stats import SessionStats
 from kis_adapter.session.subscriptions import Key
 from kis_adapter.session.subscriptions import SubscriptionBook
-from kis_adapter.session.transport import TEXT
 from kis_adapter.session.transport import KISClientConnection
 
 __all__ = ["KISSession", "SessionConfig", "SessionEvent", "SessionStats", "Sink"]
@@ -77,7 +77,6 @@ if _wire_log.level == logging.NOTSET:
     _wire_log.setLevel(logging.INFO)
 _CLOSE_TIMEOUT_SECS: Final = 2.0
 _MAX_MESSAGE_BYTES: Final = 1 << 22
-_MAX_QUEUE: Final = 256
 
 Sink = Callable[[int, str | bytes], None]
 
@@ -446,7 +445,6 @@ class KISSession:
             ping_timeout=ping,
             close_timeout=_CLOSE_TIMEOUT_SECS,
             max_size=_MAX_MESSAGE_BYTES,
-            max_queue=_MAX_QUEUE,
             compression=None,
             logger=_wire_log,
             create_connection=KISClientConnection,
@@ -497,47 +495,45 @@ class KISSession:
         self._wake.set()
         helpers = [asyncio.create_task(self._sender(ws)), asyncio.create_task(self._watchdog(ws))]
         reason = "closed by the client"
-        recv, opcodes, notify = ws.recv, ws.message_opcodes, self._notifier.notify
+        recv_batch, notify, time_ns = ws.recv_batch, self._notifier.notify, time.time_ns
+        receive, receive_bytes = protocol.receive, protocol.receive_bytes
         try:
             while True:
-                # ws.recv_message(), inlined: websockets' own decode would fail the connection (1007)
-                # on one bad text frame; this keeps it, as bytes.
-                data = await recv(decode=False)
-                message: str | bytes = data
-                invalid_text = False
-                if opcodes.popleft() is TEXT:
-                    try:
-                        message = data.decode()
-                    except UnicodeDecodeError:
-                        invalid_text = True
-                ts = time.time_ns()
+                # The hot path: the messages of the last read(s) of the socket, one wake-up for all.
+                # Each keeps its own receive time (a capture's ts, a record's ts_init).
+                batch = await recv_batch()
                 now = time.monotonic()
-                try:
-                    sink(ts, message)
-                except Exception as exc:
-                    stats.sink_errors += 1
-                    self._log.error("Sink failed on a message: %s", self._redacted_traceback(exc))
-                if type(message) is str:
-                    effects = protocol.receive(message, now)
-                else:
-                    effects = protocol.receive_bytes(data, now, text_frame=invalid_text)
-                if effects:
-                    await self._apply(ws, effects)
+                for message, invalid_text in batch:
+                    try:
+                        sink(time_ns(), message)
+                    except Exception as exc:
+                        stats.sink_errors += 1
+                        self._log.error("Sink failed on a message: %s", self._redacted_traceback(exc))
+                    if type(message) is str:
+                        effects = receive(message, now)
+                    else:
+                        effects = receive_bytes(message, now, text_frame=invalid_text)
+                    if effects:
+                        await self._apply(ws, effects)
                 notify()
         except ConnectionClosed as exc:
             reason = describe(exc, self.redactor)
         except _Reconnect as exc:
             reason = str(exc)
+            ws.discard()
             await ws.close()
         except _Fatal as exc:
             reason = str(exc.error)  # built from redacted parts
+            ws.discard()
             await _close_quietly(ws)
             raise exc.error from None
         except BaseException as exc:
             reason = type(exc).__name__
+            ws.discard()
             await _close_quietly(ws)
             raise
         finally:
+            ws.discard()  # what still arrives on a closing connection is not read, as after recv()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
