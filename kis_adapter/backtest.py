@@ -49,6 +49,7 @@ from nautilus_trader.persistence.funcs import class_to_filename
 from nautilus_trader.trading.config import ImportableStrategyConfig
 from nautilus_trader.trading.strategy import Strategy
 
+from kis_adapter import nautilus_patches
 from kis_adapter.catalog import recover_catalog
 from kis_adapter.constants import KIS
 from kis_adapter.constants import KRX_VENUE_NAME
@@ -583,6 +584,7 @@ def run_backtest(
     config: BacktestRunConfig, report_dir: str | Path | None = None, *, chart: bool = True
 ) -> BacktestOutcome:
     """Validate, run one `BacktestNode`, collect results, and write the report folder if given."""
+    nautilus_patches.apply()  # before the node initialises logging (a use-after-free in 1.231)
     validate_run_config(config)
     for catalog in {CatalogLocation.of(d) for d in config.data}:
         recover_catalog(catalog)  # complete a write an interrupted convert left half done

@@ -180,6 +180,7 @@ def _close_sessions(loop: asyncio.AbstractEventLoop, clients: list) -> None:
 def run(args: argparse.Namespace) -> int:
     from nautilus_trader.live.node import TradingNode
 
+    from kis_adapter import nautilus_patches
     from kis_adapter.data import KISDataClient
     from kis_adapter.execution import enable_lockstep
     from kis_adapter.execution import paper_summary
@@ -196,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         config.actors.append(observer_actor())  # equity and auction prints for the trading report
     if _kis_client_configs(config):
         load_settings().credentials()  # fail fast, exit 2, before anything connects
+    nautilus_patches.apply()  # before the node initialises logging (a use-after-free in 1.231)
     loop = asyncio.new_event_loop()  # a fresh loop per run: a disposed node closes its loop
     asyncio.set_event_loop(loop)
     try:
