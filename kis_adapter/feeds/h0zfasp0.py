@@ -79,17 +79,20 @@ _RAW_BLOCKS = {"bid_price": 10, "ask_price": 0, "bid_size": 50, "ask_size": 40}
 _COUNT_BLOCKS = {"bid_count": 30, "ask_count": 20}
 
 
-def _orders(prices: tuple[int, ...], sizes: tuple[int, ...], side: int) -> list[BookOrder]:
+def _orders(prices: tuple[int, ...], sizes: tuple[int, ...], side: int, empty: BookOrder) -> list[BookOrder]:
     return [
-        BookOrder.from_raw(side, p * RAW_SCALE, 0, s * RAW_SCALE, 0, 0)
-        if p
-        else BookOrder.from_raw(side, 0, 0, 0, 0, 0)
+        BookOrder.from_raw(side, p * RAW_SCALE, 0, s * RAW_SCALE, 0, 0) if p else empty
         for p, s in zip(prices, sizes, strict=True)
     ]
 
 
 def _counts(prices: tuple[int, ...], counts: tuple[int, ...]) -> list[int]:
     return [c if p else 0 for p, c in zip(prices, counts, strict=True)]
+
+
+# The null order of an empty level, one per side (a BookOrder is immutable; depth copies it in).
+_EMPTY_BID = BookOrder.from_raw(_BUY, 0, 0, 0, 0, 0)
+_EMPTY_ASK = BookOrder.from_raw(_SELL, 0, 0, 0, 0, 0)
 
 
 class BookMapper(Mapper):
@@ -112,9 +115,10 @@ class BookMapper(Mapper):
             if iid is None:
                 self.counts["bad_instrument_id"] += 1
                 continue
-            asks, bids = row.ask_prices, row.bid_prices
-            bid_sizes, ask_sizes = row.bid_sizes, row.ask_sizes
-            if asks[-1] and bids[-1]:
+            levels = row.levels
+            asks, bids = levels[0:10], levels[10:20]
+            ask_sizes, bid_sizes = levels[40:50], levels[50:60]
+            if levels[9] and levels[19]:
                 # Ten levels a side (an emitted book has its empty levels last): no null orders.
                 bid_orders = [
                     order(_BUY, p * scale, 0, q * scale, 0, 0) for p, q in zip(bids, bid_sizes, strict=True)
@@ -122,10 +126,11 @@ class BookMapper(Mapper):
                 ask_orders = [
                     order(_SELL, p * scale, 0, q * scale, 0, 0) for p, q in zip(asks, ask_sizes, strict=True)
                 ]
-                bid_counts, ask_counts = list(row.bid_counts), list(row.ask_counts)
+                bid_counts, ask_counts = list(levels[30:40]), list(levels[20:30])
             else:
-                bid_orders, ask_orders = _orders(bids, bid_sizes, _BUY), _orders(asks, ask_sizes, _SELL)
-                bid_counts, ask_counts = _counts(bids, row.bid_counts), _counts(asks, row.ask_counts)
+                bid_orders = _orders(bids, bid_sizes, _BUY, _EMPTY_BID)
+                ask_orders = _orders(asks, ask_sizes, _SELL, _EMPTY_ASK)
+                bid_counts, ask_counts = _counts(bids, levels[30:40]), _counts(asks, levels[20:30])
             ts_event = row.ts_event
             append(
                 OrderBookDepth10(
@@ -159,7 +164,7 @@ class BookColumns(Columns):
         self.counts = self.filter.counts
 
     def new_columns(self) -> DayColumns:
-        return DayColumns(ts_event="q", ts_init="q", levels="i")
+        return DayColumns(ts_event="q", ts_init="q", levels="I")  # unsigned: values reach MAX_VALUE
 
     def add(self, rows: list[BookRow], ts_init: int) -> None:
         emit = self.filter.emit
@@ -172,8 +177,7 @@ class BookColumns(Columns):
             arrays = self.day_columns(row.code, ts_init).arrays
             arrays["ts_event"].append(row.ts_event)
             arrays["ts_init"].append(ts_init)
-            _, _, a, b, c, d, e, f = row
-            arrays["levels"].extend(a + b + c + d + e + f)  # one call: the 60 values in block order
+            arrays["levels"].extend(row.levels)  # the 60 values in block order
 
     def tables(self, code: str, columns: DayColumns) -> list[Table]:
         instrument_id = f"{code}.{KRX_VENUE_NAME}"
