@@ -136,12 +136,23 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[BookRow], int]:
 
 def _side_problem(prices: tuple[int, ...], ascending: bool) -> bool:
     """Non-empty levels must come first and be strictly ordered away from the touch."""
-    n = prices.index(0) if 0 in prices else LEVELS  # the non-empty levels, if they come first
-    head = list(prices[:n])
-    if n < LEVELS and any(prices[n:]):
-        return True  # an empty level before a non-empty one
-    # Strictly ordered: sorting the distinct prices gives the levels back (a repeat shortens it).
-    return sorted(set(head), reverse=not ascending) != head
+    if 0 not in prices:  # ten levels (the usual book): one chained comparison
+        p1, p2, p3, p4, p5, p6, p7, p8, p9, p10 = prices
+        if ascending:
+            return not p1 < p2 < p3 < p4 < p5 < p6 < p7 < p8 < p9 < p10
+        return not p1 > p2 > p3 > p4 > p5 > p6 > p7 > p8 > p9 > p10
+    seen_empty = False
+    previous = 0
+    for price in prices:
+        if price == 0:
+            seen_empty = True
+            continue
+        if seen_empty:
+            return True  # an empty level before a non-empty one
+        if previous and (price <= previous if ascending else price >= previous):
+            return True
+        previous = price
+    return False
 
 
 def book_problem(row: BookRow) -> str | None:
