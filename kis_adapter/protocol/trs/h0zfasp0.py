@@ -24,7 +24,6 @@ from kis_adapter.krx import DAY_NS
 from kis_adapter.krx import KST_OFFSET_NS
 from kis_adapter.krx import TradingCalendar
 from kis_adapter.krx import date_of
-from kis_adapter.krx import day_of
 from kis_adapter.protocol.trs._common import MAX_VALUE
 from kis_adapter.protocol.trs._common import IntMemo
 from kis_adapter.protocol.trs._common import Layout
@@ -109,6 +108,8 @@ _LAST = _FIRST + 6 * LEVELS
 if tuple(range(0, 6 * LEVELS, LEVELS)) != _BLOCKS:  # the layout above is what the slicing assumes
     raise AssertionError("H0ZFASP0 blocks are not contiguous")
 
+_new = tuple.__new__  # builds a BookRow without the NamedTuple's Python-level __new__
+
 # Every level value (price, count, size) is in [0, MAX_VALUE]; the memo checks it as it converts.
 _VALUES: Final = IntMemo(0, MAX_VALUE)
 
@@ -122,13 +123,9 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[BookRow], int]:
     bad = 0
     for fields in records:
         try:
-            append(
-                BookRow(
-                    check_code(fields[_CODE]),
-                    event_time(start, fields[_HOUR], ts_recv),
-                    tuple(map(value, fields[_FIRST:_LAST])),
-                )
-            )
+            code = check_code(fields[_CODE])
+            ts_event = event_time(start, fields[_HOUR], ts_recv)
+            append(_new(BookRow, (code, ts_event, tuple(map(value, fields[_FIRST:_LAST])))))
         except (ValueError, OverflowError):
             bad += 1
     return rows, bad
@@ -136,11 +133,6 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[BookRow], int]:
 
 def _side_problem(prices: tuple[int, ...], ascending: bool) -> bool:
     """Non-empty levels must come first and be strictly ordered away from the touch."""
-    if 0 not in prices:  # ten levels (the usual book): one chained comparison
-        p1, p2, p3, p4, p5, p6, p7, p8, p9, p10 = prices
-        if ascending:
-            return not p1 < p2 < p3 < p4 < p5 < p6 < p7 < p8 < p9 < p10
-        return not p1 > p2 > p3 > p4 > p5 > p6 > p7 > p8 > p9 > p10
     seen_empty = False
     previous = 0
     for price in prices:
@@ -157,7 +149,19 @@ def _side_problem(prices: tuple[int, ...], ascending: bool) -> bool:
 
 def book_problem(row: BookRow) -> str | None:
     """Why this snapshot is not a usable book (a stable reason key), or None."""
-    levels = row.levels
+    return levels_problem(row.levels)
+
+
+def levels_problem(levels: tuple[int, ...]) -> str | None:
+    """`book_problem` of a row's 60 level values."""
+    if 0 not in levels[0:20]:  # ten levels a side, the usual book: chained comparisons only
+        a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10 = levels[0:20]
+        if not (
+            a1 < a2 < a3 < a4 < a5 < a6 < a7 < a8 < a9 < a10
+            and b1 > b2 > b3 > b4 > b5 > b6 > b7 > b8 > b9 > b10
+        ):
+            return "book_out_of_order"
+        return "book_crossed" if b1 >= a1 else None
     if _side_problem(levels[0:10], ascending=True) or _side_problem(levels[10:20], ascending=False):
         return "book_out_of_order"
     best_ask, best_bid = levels[0], levels[10]
@@ -185,36 +189,38 @@ class BookFilter:
 
     """
 
-    __slots__ = ("_calendar", "_expiry", "_windows", "counts")
+    __slots__ = ("_calendar", "_days", "_expiry", "_last_days", "counts")
 
     def __init__(
         self, calendar: TradingCalendar, last_trading_days: Mapping[str, dt.date] | None = None
     ) -> None:
         self._calendar = calendar
         self._expiry = last_trading_days if last_trading_days is not None else {}
-        # (KST day, last trading day?) -> the day's two call windows as UTC ns bounds, end exclusive:
-        # one dict hit and four comparisons a record instead of date arithmetic.
-        self._windows: dict[tuple[int, bool], tuple[int, int, int, int]] = {}
+        # KST day -> (its date, its two call windows as UTC ns bounds, end exclusive), and the same
+        # for a contract's last trading day: a dict hit and four comparisons a record.
+        self._days: dict[int, tuple[dt.date, int, int, int, int]] = {}
+        self._last_days: dict[int, tuple[dt.date, int, int, int, int]] = {}
         self.counts: Counter[str] = Counter()
 
-    def _calls(self, day: int, expiring: bool) -> tuple[int, int, int, int]:
-        times = self._calendar.session_times(date_of(day), last_trading_day=expiring)
-        (a, b), (c, d) = times.calls_ns()
-        if len(self._windows) >= _WINDOWS_LIMIT:
-            self._windows.clear()
-        windows = self._windows[(day, expiring)] = (a, b, c, d)
+    def _calls(self, day: int, expiring: bool) -> tuple[dt.date, int, int, int, int]:
+        date = date_of(day)
+        (a, b), (c, d) = self._calendar.session_times(date, last_trading_day=expiring).calls_ns()
+        cache = self._last_days if expiring else self._days
+        if len(cache) >= _WINDOWS_LIMIT:
+            cache.clear()
+        windows = cache[day] = (date, a, b, c, d)
         return windows
 
     def emit(self, row: BookRow) -> bool:
-        ts = row.ts_event
+        code, ts, levels = row
         day = (ts + KST_OFFSET_NS) // DAY_NS
-        expiry = self._expiry.get(row.code)
-        key = (day, expiry is not None and day_of(expiry) == day)
-        windows = self._windows.get(key) or self._calls(*key)
-        if windows[0] <= ts < windows[1] or windows[2] <= ts < windows[3]:
+        windows = self._days.get(day) or self._calls(day, False)
+        if self._expiry.get(code) == windows[0]:  # the contract's last trading day
+            windows = self._last_days.get(day) or self._calls(day, True)
+        if windows[1] <= ts < windows[2] or windows[3] <= ts < windows[4]:
             self.counts["book_in_call"] += 1
             return False
-        problem = book_problem(row)
+        problem = levels_problem(levels)
         if problem is not None:
             self.counts[problem] += 1
             return False
