@@ -49,10 +49,11 @@ Table = tuple[type, str, pa.Table]  # (data class, instrument id, table)
 class InstrumentIds:
     """`InstrumentId` per KIS code, built once; None for a code Nautilus refuses."""
 
-    __slots__ = ("_ids",)
+    __slots__ = ("_ids", "known")
 
     def __init__(self) -> None:
         self._ids: dict[str, InstrumentId | None] = {}
+        self.known = self._ids.get  # the hot path: ``known(code) or ids(code)``
 
     def __call__(self, code: str) -> InstrumentId | None:
         try:

@@ -106,16 +106,17 @@ class BookMapper(Mapper):
         out: list[Data] = []
         append = out.append
         emit = self.filter.emit
+        known = self._ids.known
         order = BookOrder.from_raw
         scale = RAW_SCALE
         for row in rows:
             if not emit(row):
                 continue
-            iid = self._ids(row.code)
+            code, ts_event, levels = row
+            iid = known(code) or self._ids(code)
             if iid is None:
                 self.counts["bad_instrument_id"] += 1
                 continue
-            levels = row.levels
             asks, bids = levels[0:10], levels[10:20]
             ask_sizes, bid_sizes = levels[40:50], levels[50:60]
             if levels[9] and levels[19]:
@@ -131,7 +132,6 @@ class BookMapper(Mapper):
                 bid_orders = _orders(bids, bid_sizes, _BUY, _EMPTY_BID)
                 ask_orders = _orders(asks, ask_sizes, _SELL, _EMPTY_ASK)
                 bid_counts, ask_counts = _counts(bids, levels[30:40]), _counts(asks, levels[20:30])
-            ts_event = row.ts_event
             append(
                 OrderBookDepth10(
                     iid, bid_orders, ask_orders, bid_counts, ask_counts, FLAGS, 0, ts_event, ts_init

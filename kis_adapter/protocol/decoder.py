@@ -88,7 +88,10 @@ class Decoder:
         session_date: dt.date | None = None,
     ) -> None:
         wanted = set(specs) if tr_ids is None else set(tr_ids) & set(specs)
-        self._tr = {tr_id: specs[tr_id] for tr_id in wanted}
+        # tr_id -> (decode, min_fields, width), read once: the hot path does no attribute lookups.
+        self._tr = {
+            tr_id: (specs[tr_id].decode, specs[tr_id].min_fields, specs[tr_id].width) for tr_id in wanted
+        }
         self._dating = 0
         self.session_date = session_date
         self._counts = {f"{n:03d}": n for n in range(1, 1000)}  # the usual zero-padded counts
@@ -132,6 +135,7 @@ class Decoder:
         return Decoded(control=control)
 
     def _decode_data(self, ts_recv: int, message: str) -> Decoded:
+        stats = self.stats
         # Hot path: `parse_data_frame` inlined (no DataFrame object), with the same rules.
         parts = message.split("|", 3)
         if len(parts) != 4 or not parts[1]:
@@ -153,17 +157,16 @@ class Decoder:
         if entry is None:
             self.skip(SkipReason.UNKNOWN_TR)
             return NOTHING
-        spec = entry
+        decode, min_fields, width_expected = entry
         try:
-            width, records = split_records(payload, count, spec.min_fields)
+            width, records = split_records(payload, count, min_fields)
         except FrameError as exc:
             self.skip(exc.reason)
             return NOTHING
-        rows, bad = spec.decode(records, self._dating or ts_recv)
-        stats = self.stats
+        rows, bad = decode(records, self._dating or ts_recv)
         stats.data_frames += 1
         stats.records += len(rows)
-        if width != spec.width:
+        if width != width_expected:
             stats.drift[f"{tr_id}:{width}"] += count
         if bad:
             stats.skipped[SkipReason.BAD_VALUE.value] += bad
