@@ -229,7 +229,10 @@ def convert_captures(
                     report.truncated_files.append(str(path))
             for day in seen.codes:
                 master_for(day, path)
-            writer.stage_all(columns, source)
+            if source == len(unique) - 1:
+                writer.publish_drained(columns, source)  # nothing follows: no staging
+            else:
+                writer.stage_all(columns, source)
         writer.publish_all()
         _write_instruments(writer, masters, seen, context, report)
     finally:
@@ -452,18 +455,39 @@ class CatalogWriter:
         once, while identical records within one capture (KIS repeating an update) all stay.
         """
         for key in sorted(self._parts, key=lambda k: (k[0].__name__, k[1], k[2])):
-            self.heartbeat()
-            layers: dict[int, list[pa.Table]] = {}
-            for source, part in self._parts.pop(key):
-                table = self._io(pq.read_table, part, filesystem=self.fs) if isinstance(part, str) else part
-                layers.setdefault(source, []).append(table)
-            data_cls, instrument_id, _ = key
-            tables = [_sorted(pa.concat_tables(parts)) for parts in layers.values()]
-            added = self._publish(data_cls, instrument_id, tables)
-            self.report.added_by[(data_cls.__name__, instrument_id)] += added
-            del tables, layers
-            pa.default_memory_pool().release_unused()
+            self._publish_chunk(key)
         self.memory_bytes = 0
+
+    def publish_drained(self, columns: dict[str, Columns], source: int) -> None:
+        """
+        Publish what was accumulated from capture `source`, the last one, chunk by chunk as each
+        table is made, with whatever was staged for that chunk before: no table is staged only to
+        be read back, and only one chunk's tables are in memory at a time.
+        """
+        for table_columns in columns.values():
+            for day, (data_cls, instrument_id, table) in table_columns.drain():
+                if table.num_rows == 0:
+                    continue
+                self.report.written_by[(data_cls.__name__, instrument_id)] += table.num_rows
+                key = (data_cls, instrument_id, day)
+                self._parts.setdefault(key, []).append((source, table))
+                self._publish_chunk(key)
+        self.memory_bytes = sum(
+            part.nbytes for parts in self._parts.values() for _, part in parts if isinstance(part, pa.Table)
+        )
+
+    def _publish_chunk(self, key: ChunkKey) -> None:
+        self.heartbeat()
+        layers: dict[int, list[pa.Table]] = {}
+        for source, part in self._parts.pop(key):
+            table = self._io(pq.read_table, part, filesystem=self.fs) if isinstance(part, str) else part
+            layers.setdefault(source, []).append(table)
+        data_cls, instrument_id, _ = key
+        tables = [_sorted(pa.concat_tables(parts)) for parts in layers.values()]
+        added = self._publish(data_cls, instrument_id, tables)
+        self.report.added_by[(data_cls.__name__, instrument_id)] += added
+        del tables, layers
+        pa.default_memory_pool().release_unused()
 
     # -- one chunk --------------------------------------------------------------------------------
 
