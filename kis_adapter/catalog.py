@@ -260,9 +260,11 @@ class DaySeen:
         codes = self.codes.get(day)
         if codes is None:
             codes = self.codes[day] = set()
+        add = codes.add
         for row in rows:
-            codes.add(row.code)
-        self.references.note(tr_id, rows, ts_init)
+            add(row.code)
+        if tr_id in ReferencePrices.TRS:
+            self.references.note(tr_id, rows, ts_init)
 
 
 _MAX_TS: Final = (1 << 63) - 1

@@ -137,6 +137,9 @@ class Columns(ABC):
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.days: dict[tuple[str, int], DayColumns] = {}
+        # code -> (KST day, bound append/extend methods of that day's arrays): a feed's `add` may
+        # keep its hot path here; `drain` forgets them with the arrays they belong to.
+        self.sinks: dict[str, tuple[Any, ...]] = {}
 
     @abstractmethod
     def add(self, rows: list[Any], ts_init: int) -> None: ...
@@ -161,6 +164,7 @@ class Columns(ABC):
 
     def drain(self) -> Iterator[tuple[int, Table]]:
         """Yield ``(day, table)`` for everything accumulated, and forget it (memory is freed as it goes)."""
+        self.sinks.clear()
         for key in sorted(self.days):
             columns = self.days.pop(key)
             code, day = key

@@ -31,6 +31,8 @@ from kis_adapter.feeds.base import Table
 from kis_adapter.feeds.base import nautilus_metadata
 from kis_adapter.feeds.base import raw_values
 from kis_adapter.feeds.base import u64
+from kis_adapter.krx import DAY_NS
+from kis_adapter.krx import KST_OFFSET_NS
 from kis_adapter.protocol.trs import h0zfasp0
 from kis_adapter.protocol.trs.h0zfasp0 import LEVELS
 from kis_adapter.protocol.trs.h0zfasp0 import BookFilter
@@ -168,16 +170,27 @@ class BookColumns(Columns):
 
     def add(self, rows: list[BookRow], ts_init: int) -> None:
         emit = self.filter.emit
+        sinks = self.sinks
+        day = (ts_init + KST_OFFSET_NS) // DAY_NS
         for row in rows:
             if not emit(row):
                 continue
-            if self._ids(row.code) is None:
-                self.counts["bad_instrument_id"] += 1
-                continue
-            arrays = self.day_columns(row.code, ts_init).arrays
-            arrays["ts_event"].append(row.ts_event)
-            arrays["ts_init"].append(ts_init)
-            arrays["levels"].extend(row.levels)  # the 60 values in block order
+            code, ts_event, levels = row
+            sink = sinks.get(code)
+            if sink is None or sink[0] != day:
+                if self._ids(code) is None:
+                    self.counts["bad_instrument_id"] += 1
+                    continue
+                arrays = self.day_columns(code, ts_init).arrays
+                sink = sinks[code] = (
+                    day,
+                    arrays["ts_event"].append,
+                    arrays["ts_init"].append,
+                    arrays["levels"].extend,
+                )
+            sink[1](ts_event)
+            sink[2](ts_init)
+            sink[3](levels)  # the 60 values in block order
 
     def tables(self, code: str, columns: DayColumns) -> list[Table]:
         instrument_id = f"{code}.{KRX_VENUE_NAME}"
