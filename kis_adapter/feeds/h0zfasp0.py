@@ -97,12 +97,35 @@ _EMPTY_BID = BookOrder.from_raw(_BUY, 0, 0, 0, 0, 0)
 _EMPTY_ASK = BookOrder.from_raw(_SELL, 0, 0, 0, 0, 0)
 
 
+class _Raw(dict[int, int]):
+    """
+    KRW price or contract count → its raw `Price`/`Quantity` value (× 10^FIXED_PRECISION), memoised:
+    a book makes 44 of them, from a few thousand distinct values a day, and a hit is cheaper than
+    the big-integer multiplication. Cleared when full.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, value: int) -> int:
+        if len(self) >= _RAW_LIMIT:
+            self.clear()
+        raw = self[value] = value * RAW_SCALE
+        return raw
+
+
+_RAW_LIMIT = 100_000
+# The constant arguments of `BookOrder.from_raw` for ten levels (side, precisions, order id), so the
+# orders of a side are one `map` call.
+_BUYS, _SELLS, _ZEROS = (_BUY,) * LEVELS, (_SELL,) * LEVELS, (0,) * LEVELS
+
+
 class BookMapper(Mapper):
     def __init__(self, context: FeedContext) -> None:
         super().__init__()
         self._ids = context.instrument_ids
         self.filter = BookFilter(context.calendar, context.last_trading_days)
         self.counts = self.filter.counts
+        self._raw = _Raw()
 
     def __call__(self, rows: list[BookRow], ts_init: int) -> list[Data]:
         out: list[Data] = []
@@ -110,7 +133,7 @@ class BookMapper(Mapper):
         emit = self.filter.emit
         known = self._ids.known
         order = BookOrder.from_raw
-        scale = RAW_SCALE
+        raw = self._raw.__getitem__
         for row in rows:
             if not emit(row):
                 continue
@@ -123,12 +146,12 @@ class BookMapper(Mapper):
             ask_sizes, bid_sizes = levels[40:50], levels[50:60]
             if levels[9] and levels[19]:
                 # Ten levels a side (an emitted book has its empty levels last): no null orders.
-                bid_orders = [
-                    order(_BUY, p * scale, 0, q * scale, 0, 0) for p, q in zip(bids, bid_sizes, strict=True)
-                ]
-                ask_orders = [
-                    order(_SELL, p * scale, 0, q * scale, 0, 0) for p, q in zip(asks, ask_sizes, strict=True)
-                ]
+                bid_orders = list(
+                    map(order, _BUYS, map(raw, bids), _ZEROS, map(raw, bid_sizes), _ZEROS, _ZEROS)
+                )
+                ask_orders = list(
+                    map(order, _SELLS, map(raw, asks), _ZEROS, map(raw, ask_sizes), _ZEROS, _ZEROS)
+                )
                 bid_counts, ask_counts = list(levels[30:40]), list(levels[20:30])
             else:
                 bid_orders = _orders(bids, bid_sizes, _BUY, _EMPTY_BID)
@@ -143,12 +166,12 @@ class BookMapper(Mapper):
                 append(
                     QuoteTick.from_raw(
                         iid,
-                        bids[0] * scale,
-                        asks[0] * scale,
+                        raw(bids[0]),
+                        raw(asks[0]),
                         0,
                         0,
-                        bid_sizes[0] * scale,
-                        ask_sizes[0] * scale,
+                        raw(bid_sizes[0]),
+                        raw(ask_sizes[0]),
                         0,
                         0,
                         ts_event,

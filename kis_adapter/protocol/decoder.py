@@ -71,6 +71,7 @@ class Decoded:
 
 
 NOTHING = Decoded()
+_DATA_HEADS = frozenset({"0|", "1|"})  # a data frame: the encryption flag, then the TR id
 
 
 class Decoder:
@@ -114,15 +115,14 @@ class Decoder:
     def decode(self, ts_recv: int, message: object) -> Decoded:
         stats = self.stats
         stats.messages += 1
+        if isinstance(message, str) and message[:2] in _DATA_HEADS:
+            return self._decode_data(ts_recv, message)
         if not isinstance(message, str):
             self.skip(SkipReason.NOT_TEXT)
             return NOTHING
         if not message:
             self.skip(SkipReason.EMPTY)
             return NOTHING
-        head = message[:2]
-        if head == "0|" or head == "1|":
-            return self._decode_data(ts_recv, message)
         if message.lstrip()[:1] != "{":
             self.skip(SkipReason.NOT_KIS)
             return NOTHING
@@ -135,8 +135,7 @@ class Decoder:
         return Decoded(control=control)
 
     def _decode_data(self, ts_recv: int, message: str) -> Decoded:
-        stats = self.stats
-        # Hot path: `parse_data_frame` inlined (no DataFrame object), with the same rules.
+        # Hot path: `parse_data_frame` and, for one record, `split_records` inlined, same rules.
         parts = message.split("|", 3)
         if len(parts) != 4 or not parts[1]:
             self.skip(SkipReason.BAD_HEADER)
@@ -158,12 +157,21 @@ class Decoder:
             self.skip(SkipReason.UNKNOWN_TR)
             return NOTHING
         decode, min_fields, width_expected = entry
-        try:
-            width, records = split_records(payload, count, min_fields)
-        except FrameError as exc:
-            self.skip(exc.reason)
-            return NOTHING
+        if count == 1:
+            fields = payload.split("^")
+            width = len(fields)
+            if width < min_fields:
+                self.skip(SkipReason.TOO_FEW_FIELDS)
+                return NOTHING
+            records = [fields]
+        else:
+            try:
+                width, records = split_records(payload, count, min_fields)
+            except FrameError as exc:
+                self.skip(exc.reason)
+                return NOTHING
         rows, bad = decode(records, self._dating or ts_recv)
+        stats = self.stats
         stats.data_frames += 1
         stats.records += len(rows)
         if width != width_expected:
