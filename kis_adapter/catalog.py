@@ -284,15 +284,18 @@ def _convert_file(
     position = reader.position
     last = 0
     decode = decoder.decode
+    adds = {tr_id: table_columns.add for tr_id, table_columns in columns.items()}
+    see = seen.add
     for n, message in enumerate(reader, 1):
         ts = message.ts
         if not 0 < ts <= _MAX_TS:  # a timestamp no catalog file can be named after
             report.not_emitted["bad_ts"] += 1
             continue
         decoded = decode(ts, message.frame)
-        if decoded.rows:
-            columns[decoded.tr_id].add(decoded.rows, ts)
-            seen.add(decoded.tr_id, decoded.rows, ts)
+        rows = decoded.rows
+        if rows:
+            adds[decoded.tr_id](rows, ts)
+            see(decoded.tr_id, rows, ts)
         if n % _BUDGET_CHECK_EVERY == 0:
             writer.heartbeat()
             if writer.memory_bytes + sum(c.nbytes for c in columns.values()) > memory_budget:
