@@ -229,7 +229,10 @@ def convert_captures(
                     report.truncated_files.append(str(path))
             for day in seen.codes:
                 master_for(day, path)
-            writer.stage_all(columns, source)
+            if source == len(unique) - 1:
+                writer.publish_drained(columns, source)  # nothing follows: no staging
+            else:
+                writer.stage_all(columns, source)
         writer.publish_all()
         _write_instruments(writer, masters, seen, context, report)
     finally:
@@ -257,9 +260,11 @@ class DaySeen:
         codes = self.codes.get(day)
         if codes is None:
             codes = self.codes[day] = set()
+        add = codes.add
         for row in rows:
-            codes.add(row.code)
-        self.references.note(tr_id, rows, ts_init)
+            add(row.code)
+        if tr_id in ReferencePrices.TRS:
+            self.references.note(tr_id, rows, ts_init)
 
 
 _MAX_TS: Final = (1 << 63) - 1
@@ -279,15 +284,18 @@ def _convert_file(
     position = reader.position
     last = 0
     decode = decoder.decode
+    adds = {tr_id: table_columns.add for tr_id, table_columns in columns.items()}
+    see = seen.add
     for n, message in enumerate(reader, 1):
         ts = message.ts
         if not 0 < ts <= _MAX_TS:  # a timestamp no catalog file can be named after
             report.not_emitted["bad_ts"] += 1
             continue
         decoded = decode(ts, message.frame)
-        if decoded.rows:
-            columns[decoded.tr_id].add(decoded.rows, ts)
-            seen.add(decoded.tr_id, decoded.rows, ts)
+        rows = decoded.rows
+        if rows:
+            adds[decoded.tr_id](rows, ts)
+            see(decoded.tr_id, rows, ts)
         if n % _BUDGET_CHECK_EVERY == 0:
             writer.heartbeat()
             if writer.memory_bytes + sum(c.nbytes for c in columns.values()) > memory_budget:
@@ -452,18 +460,39 @@ class CatalogWriter:
         once, while identical records within one capture (KIS repeating an update) all stay.
         """
         for key in sorted(self._parts, key=lambda k: (k[0].__name__, k[1], k[2])):
-            self.heartbeat()
-            layers: dict[int, list[pa.Table]] = {}
-            for source, part in self._parts.pop(key):
-                table = self._io(pq.read_table, part, filesystem=self.fs) if isinstance(part, str) else part
-                layers.setdefault(source, []).append(table)
-            data_cls, instrument_id, _ = key
-            tables = [_sorted(pa.concat_tables(parts)) for parts in layers.values()]
-            added = self._publish(data_cls, instrument_id, tables)
-            self.report.added_by[(data_cls.__name__, instrument_id)] += added
-            del tables, layers
-            pa.default_memory_pool().release_unused()
+            self._publish_chunk(key)
         self.memory_bytes = 0
+
+    def publish_drained(self, columns: dict[str, Columns], source: int) -> None:
+        """
+        Publish what was accumulated from capture `source`, the last one, chunk by chunk as each
+        table is made, with whatever was staged for that chunk before: no table is staged only to
+        be read back, and only one chunk's tables are in memory at a time.
+        """
+        for table_columns in columns.values():
+            for day, (data_cls, instrument_id, table) in table_columns.drain():
+                if table.num_rows == 0:
+                    continue
+                self.report.written_by[(data_cls.__name__, instrument_id)] += table.num_rows
+                key = (data_cls, instrument_id, day)
+                self._parts.setdefault(key, []).append((source, table))
+                self._publish_chunk(key)
+        self.memory_bytes = sum(
+            part.nbytes for parts in self._parts.values() for _, part in parts if isinstance(part, pa.Table)
+        )
+
+    def _publish_chunk(self, key: ChunkKey) -> None:
+        self.heartbeat()
+        layers: dict[int, list[pa.Table]] = {}
+        for source, part in self._parts.pop(key):
+            table = self._io(pq.read_table, part, filesystem=self.fs) if isinstance(part, str) else part
+            layers.setdefault(source, []).append(table)
+        data_cls, instrument_id, _ = key
+        tables = [_sorted(pa.concat_tables(parts)) for parts in layers.values()]
+        added = self._publish(data_cls, instrument_id, tables)
+        self.report.added_by[(data_cls.__name__, instrument_id)] += added
+        del tables, layers
+        pa.default_memory_pool().release_unused()
 
     # -- one chunk --------------------------------------------------------------------------------
 
@@ -744,6 +773,9 @@ def _location(catalog_path: str | os.PathLike[str] | CatalogLocation) -> Catalog
 
 def _sorted(table: pa.Table) -> pa.Table:
     """Stably sorted by ``ts_init`` (receive order kept within one receive time)."""
+    ts_init = table.column("ts_init").to_numpy()
+    if len(ts_init) < 2 or bool((ts_init[1:] >= ts_init[:-1]).all()):
+        return table  # already in order (a capture is, in receive order): a stable sort is the identity
     return table.take(pc.sort_indices(table, sort_keys=[("ts_init", "ascending")]))
 
 

@@ -24,6 +24,7 @@ from nautilus_trader.model.data import QuoteTick
 from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import FIXED_PRECISION
 
 import kis_adapter.feeds as feeds_package
 import kis_adapter.protocol.trs as trs_package
@@ -627,6 +628,50 @@ def test_record_with_value_out_of_any_range_is_a_counted_bad_value_live_and_in_t
     assert objects == []
     assert tables == []
     assert parser.decoder.stats.skipped == decoder.stats.skipped == {"bad_value": 1}
+
+
+def test_book_count_and_size_at_the_top_of_the_range_are_kept_live_and_in_the_catalog_columns():
+    """2**32 - 1 (MAX_VALUE) is in range: the live depth and the catalog columns both hold it exactly
+    (the book's column store must not be a signed 32-bit array, which overflows on it)."""
+    # Arrange
+    ts = kst(f"{DAY} 09:23:05")
+    top = 2**32 - 1
+    fields = replaced(replaced(book_fields(), H0ZFASP0, "ASKP_CSNU1", top), H0ZFASP0, "BIDP_RSQN2", top)
+    frame = build_data_frame(H0ZFASP0, [fields])
+    columns = feed(H0ZFASP0).columns(FeedContext(calendar=default_calendar()))
+
+    # Act
+    depth = MessageParser().parse(ts, frame)[0]
+    columns.add(Decoder().decode(ts, frame).rows, ts)
+    tables = {cls: table for _, (cls, _, table) in columns.drain()}
+
+    # Assert
+    assert (depth.ask_counts[0], depth.bids[1].size.as_double()) == (top, top)
+    book = tables[OrderBookDepth10]
+    assert book.column("ask_count_0").to_pylist() == [top]
+    raw = int.from_bytes(book.column("bid_size_1")[0].as_py(), "little", signed=True)
+    assert raw == top * 10**FIXED_PRECISION
+
+
+@pytest.mark.parametrize("tr_id", [H0ZFCNT0, H0ZFASP0])
+def test_columns_drained_mid_stream_keep_collecting_the_same_code_and_day(tr_id):
+    """After a drain (a spill past the memory budget) the next rows of the same code and day go into
+    fresh columns: the second drain holds them, nothing is appended to the columns already drained."""
+    # Arrange
+    fields = trade_fields() if tr_id == H0ZFCNT0 else book_fields()
+    decoder = Decoder()
+    columns = feed(tr_id).columns(FeedContext(calendar=default_calendar()))
+    ts = kst(f"{DAY} 09:23:05")
+
+    # Act
+    columns.add(decoder.decode(ts, build_data_frame(tr_id, [fields])).rows, ts)
+    first = [table.num_rows for _, (_, _, table) in columns.drain()]
+    columns.add(decoder.decode(ts + 1, build_data_frame(tr_id, [fields, fields])).rows, ts + 1)
+    second = [table.num_rows for _, (_, _, table) in columns.drain()]
+
+    # Assert
+    per_type = 1 if tr_id == H0ZFCNT0 else 2  # a book is a depth and a quote
+    assert (first, second) == ([1] * per_type, [2] * per_type)
 
 
 # -- THE CATALOG GIVES BACK WHAT THE LIVE CLIENT PUBLISHES ----------------------------------------

@@ -49,10 +49,11 @@ Table = tuple[type, str, pa.Table]  # (data class, instrument id, table)
 class InstrumentIds:
     """`InstrumentId` per KIS code, built once; None for a code Nautilus refuses."""
 
-    __slots__ = ("_ids",)
+    __slots__ = ("_ids", "known")
 
     def __init__(self) -> None:
         self._ids: dict[str, InstrumentId | None] = {}
+        self.known = self._ids.get  # the hot path: ``known(code) or ids(code)``
 
     def __call__(self, code: str) -> InstrumentId | None:
         try:
@@ -136,6 +137,9 @@ class Columns(ABC):
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.days: dict[tuple[str, int], DayColumns] = {}
+        # code -> (KST day, bound append/extend methods of that day's arrays): a feed's `add` may
+        # keep its hot path here; `drain` forgets them with the arrays they belong to.
+        self.sinks: dict[str, tuple[Any, ...]] = {}
 
     @abstractmethod
     def add(self, rows: list[Any], ts_init: int) -> None: ...
@@ -160,6 +164,7 @@ class Columns(ABC):
 
     def drain(self) -> Iterator[tuple[int, Table]]:
         """Yield ``(day, table)`` for everything accumulated, and forget it (memory is freed as it goes)."""
+        self.sinks.clear()
         for key in sorted(self.days):
             columns = self.days.pop(key)
             code, day = key

@@ -31,6 +31,8 @@ from kis_adapter.feeds.base import Table
 from kis_adapter.feeds.base import nautilus_metadata
 from kis_adapter.feeds.base import raw_values
 from kis_adapter.feeds.base import u64
+from kis_adapter.krx import DAY_NS
+from kis_adapter.krx import KST_OFFSET_NS
 from kis_adapter.protocol.trs import h0zfasp0
 from kis_adapter.protocol.trs.h0zfasp0 import LEVELS
 from kis_adapter.protocol.trs.h0zfasp0 import BookFilter
@@ -79,11 +81,9 @@ _RAW_BLOCKS = {"bid_price": 10, "ask_price": 0, "bid_size": 50, "ask_size": 40}
 _COUNT_BLOCKS = {"bid_count": 30, "ask_count": 20}
 
 
-def _orders(prices: tuple[int, ...], sizes: tuple[int, ...], side: int) -> list[BookOrder]:
+def _orders(prices: tuple[int, ...], sizes: tuple[int, ...], side: int, empty: BookOrder) -> list[BookOrder]:
     return [
-        BookOrder.from_raw(side, p * RAW_SCALE, 0, s * RAW_SCALE, 0, 0)
-        if p
-        else BookOrder.from_raw(side, 0, 0, 0, 0, 0)
+        BookOrder.from_raw(side, p * RAW_SCALE, 0, s * RAW_SCALE, 0, 0) if p else empty
         for p, s in zip(prices, sizes, strict=True)
     ]
 
@@ -92,41 +92,71 @@ def _counts(prices: tuple[int, ...], counts: tuple[int, ...]) -> list[int]:
     return [c if p else 0 for p, c in zip(prices, counts, strict=True)]
 
 
+# The null order of an empty level, one per side (a BookOrder is immutable; depth copies it in).
+_EMPTY_BID = BookOrder.from_raw(_BUY, 0, 0, 0, 0, 0)
+_EMPTY_ASK = BookOrder.from_raw(_SELL, 0, 0, 0, 0, 0)
+
+
+class _Raw(dict[int, int]):
+    """
+    KRW price or contract count → its raw `Price`/`Quantity` value (× 10^FIXED_PRECISION), memoised:
+    a book makes 44 of them, from a few thousand distinct values a day, and a hit is cheaper than
+    the big-integer multiplication. Cleared when full.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, value: int) -> int:
+        if len(self) >= _RAW_LIMIT:
+            self.clear()
+        raw = self[value] = value * RAW_SCALE
+        return raw
+
+
+_RAW_LIMIT = 100_000
+# The constant arguments of `BookOrder.from_raw` for ten levels (side, precisions, order id), so the
+# orders of a side are one `map` call.
+_BUYS, _SELLS, _ZEROS = (_BUY,) * LEVELS, (_SELL,) * LEVELS, (0,) * LEVELS
+
+
 class BookMapper(Mapper):
     def __init__(self, context: FeedContext) -> None:
         super().__init__()
         self._ids = context.instrument_ids
         self.filter = BookFilter(context.calendar, context.last_trading_days)
         self.counts = self.filter.counts
+        self._raw = _Raw()
 
     def __call__(self, rows: list[BookRow], ts_init: int) -> list[Data]:
         out: list[Data] = []
         append = out.append
         emit = self.filter.emit
+        known = self._ids.known
         order = BookOrder.from_raw
-        scale = RAW_SCALE
+        raw = self._raw.__getitem__
         for row in rows:
             if not emit(row):
                 continue
-            iid = self._ids(row.code)
+            code, ts_event, levels = row
+            iid = known(code) or self._ids(code)
             if iid is None:
                 self.counts["bad_instrument_id"] += 1
                 continue
-            asks, bids = row.ask_prices, row.bid_prices
-            bid_sizes, ask_sizes = row.bid_sizes, row.ask_sizes
-            if asks[-1] and bids[-1]:
+            asks, bids = levels[0:10], levels[10:20]
+            ask_sizes, bid_sizes = levels[40:50], levels[50:60]
+            if levels[9] and levels[19]:
                 # Ten levels a side (an emitted book has its empty levels last): no null orders.
-                bid_orders = [
-                    order(_BUY, p * scale, 0, q * scale, 0, 0) for p, q in zip(bids, bid_sizes, strict=True)
-                ]
-                ask_orders = [
-                    order(_SELL, p * scale, 0, q * scale, 0, 0) for p, q in zip(asks, ask_sizes, strict=True)
-                ]
-                bid_counts, ask_counts = list(row.bid_counts), list(row.ask_counts)
+                bid_orders = list(
+                    map(order, _BUYS, map(raw, bids), _ZEROS, map(raw, bid_sizes), _ZEROS, _ZEROS)
+                )
+                ask_orders = list(
+                    map(order, _SELLS, map(raw, asks), _ZEROS, map(raw, ask_sizes), _ZEROS, _ZEROS)
+                )
+                bid_counts, ask_counts = list(levels[30:40]), list(levels[20:30])
             else:
-                bid_orders, ask_orders = _orders(bids, bid_sizes, _BUY), _orders(asks, ask_sizes, _SELL)
-                bid_counts, ask_counts = _counts(bids, row.bid_counts), _counts(asks, row.ask_counts)
-            ts_event = row.ts_event
+                bid_orders = _orders(bids, bid_sizes, _BUY, _EMPTY_BID)
+                ask_orders = _orders(asks, ask_sizes, _SELL, _EMPTY_ASK)
+                bid_counts, ask_counts = _counts(bids, levels[30:40]), _counts(asks, levels[20:30])
             append(
                 OrderBookDepth10(
                     iid, bid_orders, ask_orders, bid_counts, ask_counts, FLAGS, 0, ts_event, ts_init
@@ -136,12 +166,12 @@ class BookMapper(Mapper):
                 append(
                     QuoteTick.from_raw(
                         iid,
-                        bids[0] * scale,
-                        asks[0] * scale,
+                        raw(bids[0]),
+                        raw(asks[0]),
                         0,
                         0,
-                        bid_sizes[0] * scale,
-                        ask_sizes[0] * scale,
+                        raw(bid_sizes[0]),
+                        raw(ask_sizes[0]),
                         0,
                         0,
                         ts_event,
@@ -159,21 +189,31 @@ class BookColumns(Columns):
         self.counts = self.filter.counts
 
     def new_columns(self) -> DayColumns:
-        return DayColumns(ts_event="q", ts_init="q", levels="i")
+        return DayColumns(ts_event="q", ts_init="q", levels="I")  # unsigned: values reach MAX_VALUE
 
     def add(self, rows: list[BookRow], ts_init: int) -> None:
         emit = self.filter.emit
+        sinks = self.sinks
+        day = (ts_init + KST_OFFSET_NS) // DAY_NS
         for row in rows:
             if not emit(row):
                 continue
-            if self._ids(row.code) is None:
-                self.counts["bad_instrument_id"] += 1
-                continue
-            arrays = self.day_columns(row.code, ts_init).arrays
-            arrays["ts_event"].append(row.ts_event)
-            arrays["ts_init"].append(ts_init)
-            _, _, a, b, c, d, e, f = row
-            arrays["levels"].extend(a + b + c + d + e + f)  # one call: the 60 values in block order
+            code, ts_event, levels = row
+            sink = sinks.get(code)
+            if sink is None or sink[0] != day:
+                if self._ids(code) is None:
+                    self.counts["bad_instrument_id"] += 1
+                    continue
+                arrays = self.day_columns(code, ts_init).arrays
+                sink = sinks[code] = (
+                    day,
+                    arrays["ts_event"].append,
+                    arrays["ts_init"].append,
+                    arrays["levels"].extend,
+                )
+            sink[1](ts_event)
+            sink[2](ts_init)
+            sink[3](levels)  # the 60 values in block order
 
     def tables(self, code: str, columns: DayColumns) -> list[Table]:
         instrument_id = f"{code}.{KRX_VENUE_NAME}"

@@ -93,20 +93,34 @@ class TradeColumns(Columns):
 
     def add(self, rows: list[TradeRow], ts_init: int) -> None:
         emit = self.sequence.emit
+        sinks = self.sinks
+        day = (ts_init + KST_OFFSET_NS) // DAY_NS
         for row in rows:
             side = emit(row)
             if side is None:
                 continue
-            if self._ids(row.code) is None:
-                self.counts["bad_instrument_id"] += 1
-                continue
-            arrays = self.day_columns(row.code, ts_init).arrays
-            arrays["ts_event"].append(row.ts_event)
-            arrays["price"].append(row.price)
-            arrays["size"].append(row.size)
-            arrays["side"].append(side)
-            arrays["volume"].append(row.cumulative_volume)
-            arrays["ts_init"].append(ts_init)
+            code = row.code
+            sink = sinks.get(code)
+            if sink is None or sink[0] != day:
+                if self._ids(code) is None:
+                    self.counts["bad_instrument_id"] += 1
+                    continue
+                arrays = self.day_columns(code, ts_init).arrays
+                sink = sinks[code] = (
+                    day,
+                    arrays["ts_event"].append,
+                    arrays["price"].append,
+                    arrays["size"].append,
+                    arrays["side"].append,
+                    arrays["volume"].append,
+                    arrays["ts_init"].append,
+                )
+            sink[1](row.ts_event)
+            sink[2](row.price)
+            sink[3](row.size)
+            sink[4](side)
+            sink[5](row.cumulative_volume)
+            sink[6](ts_init)
 
     def tables(self, code: str, columns: DayColumns) -> list[Table]:
         instrument_id = f"{code}.{KRX_VENUE_NAME}"

@@ -71,6 +71,7 @@ class Decoded:
 
 
 NOTHING = Decoded()
+_DATA_HEADS = frozenset({"0|", "1|"})  # a data frame: the encryption flag, then the TR id
 
 
 class Decoder:
@@ -88,7 +89,10 @@ class Decoder:
         session_date: dt.date | None = None,
     ) -> None:
         wanted = set(specs) if tr_ids is None else set(tr_ids) & set(specs)
-        self._tr = {tr_id: specs[tr_id] for tr_id in wanted}
+        # tr_id -> (decode, min_fields, width), read once: the hot path does no attribute lookups.
+        self._tr = {
+            tr_id: (specs[tr_id].decode, specs[tr_id].min_fields, specs[tr_id].width) for tr_id in wanted
+        }
         self._dating = 0
         self.session_date = session_date
         self._counts = {f"{n:03d}": n for n in range(1, 1000)}  # the usual zero-padded counts
@@ -111,15 +115,14 @@ class Decoder:
     def decode(self, ts_recv: int, message: object) -> Decoded:
         stats = self.stats
         stats.messages += 1
+        if isinstance(message, str) and message[:2] in _DATA_HEADS:
+            return self._decode_data(ts_recv, message)
         if not isinstance(message, str):
             self.skip(SkipReason.NOT_TEXT)
             return NOTHING
         if not message:
             self.skip(SkipReason.EMPTY)
             return NOTHING
-        head = message[:2]
-        if head == "0|" or head == "1|":
-            return self._decode_data(ts_recv, message)
         if message.lstrip()[:1] != "{":
             self.skip(SkipReason.NOT_KIS)
             return NOTHING
@@ -132,7 +135,7 @@ class Decoder:
         return Decoded(control=control)
 
     def _decode_data(self, ts_recv: int, message: str) -> Decoded:
-        # Hot path: `parse_data_frame` inlined (no DataFrame object), with the same rules.
+        # Hot path: `parse_data_frame` and, for one record, `split_records` inlined, same rules.
         parts = message.split("|", 3)
         if len(parts) != 4 or not parts[1]:
             self.skip(SkipReason.BAD_HEADER)
@@ -153,17 +156,25 @@ class Decoder:
         if entry is None:
             self.skip(SkipReason.UNKNOWN_TR)
             return NOTHING
-        spec = entry
-        try:
-            width, records = split_records(payload, count, spec.min_fields)
-        except FrameError as exc:
-            self.skip(exc.reason)
-            return NOTHING
-        rows, bad = spec.decode(records, self._dating or ts_recv)
+        decode, min_fields, width_expected = entry
+        if count == 1:
+            fields = payload.split("^")
+            width = len(fields)
+            if width < min_fields:
+                self.skip(SkipReason.TOO_FEW_FIELDS)
+                return NOTHING
+            records = [fields]
+        else:
+            try:
+                width, records = split_records(payload, count, min_fields)
+            except FrameError as exc:
+                self.skip(exc.reason)
+                return NOTHING
+        rows, bad = decode(records, self._dating or ts_recv)
         stats = self.stats
         stats.data_frames += 1
         stats.records += len(rows)
-        if width != spec.width:
+        if width != width_expected:
             stats.drift[f"{tr_id}:{width}"] += count
         if bad:
             stats.skipped[SkipReason.BAD_VALUE.value] += bad

@@ -153,6 +153,32 @@ def event_time(start: int, hhmmss: str, ts_recv: int) -> int:
     return ts_event
 
 
+class IntMemo(dict[str, int]):
+    """
+    KIS integer text → value in ``[low, high]``, memoised: ``memo[text]`` or ``map(memo.__getitem__, ...)``.
+
+    A book record carries 60 integers whose texts repeat all day (prices on the tick ladder, small
+    sizes and counts); a dict hit costs about half an `int()` call and folds the range check in. A
+    miss is `to_int` plus the range check: `ValueError` for a bad or out-of-range text, which is not
+    stored; at most `_MEMO_LIMIT` texts are, so hostile input cannot grow it without limit.
+    """
+
+    __slots__ = ("high", "low")
+
+    def __init__(self, low: int, high: int) -> None:
+        super().__init__()
+        self.low = low
+        self.high = high
+
+    def __missing__(self, text: str) -> int:
+        value = to_int(text)
+        if not self.low <= value <= self.high:
+            raise ValueError("value out of range")
+        if len(self) < _MEMO_LIMIT:
+            self[text] = value
+        return value
+
+
 def to_int(text: str) -> int:
     """A KIS integer field: empty is 0; ``"77900"`` or an integral ``"77900.00"``; else `ValueError`."""
     if not text:

@@ -20,16 +20,17 @@ from collections.abc import Mapping
 from typing import Final
 from typing import NamedTuple
 
+from kis_adapter.krx import DAY_NS
+from kis_adapter.krx import KST_OFFSET_NS
 from kis_adapter.krx import TradingCalendar
-from kis_adapter.krx import day_of
-from kis_adapter.krx import kst_day
+from kis_adapter.krx import date_of
 from kis_adapter.protocol.trs._common import MAX_VALUE
+from kis_adapter.protocol.trs._common import IntMemo
 from kis_adapter.protocol.trs._common import Layout
 from kis_adapter.protocol.trs._common import TRSpec
 from kis_adapter.protocol.trs._common import check_code
 from kis_adapter.protocol.trs._common import day_start
 from kis_adapter.protocol.trs._common import event_time
-from kis_adapter.protocol.trs._common import to_int
 
 TR_ID: Final = "H0ZFASP0"
 LEVELS: Final = 10
@@ -61,16 +62,39 @@ LAYOUT: Final = Layout(
 
 
 class BookRow(NamedTuple):
-    """One snapshot; each side is 10 values, level 1 (best) first."""
+    """
+    One snapshot: its 60 level values in wire block order, 10 a block, level 1 (best) first: ask
+    prices, bid prices, ask counts, bid counts, ask sizes, bid sizes (one tuple, sliced by whoever
+    needs a block, so decoding builds one tuple, not six).
+    """
 
     code: str
     ts_event: int
-    ask_prices: tuple[int, ...]
-    bid_prices: tuple[int, ...]
-    ask_counts: tuple[int, ...]
-    bid_counts: tuple[int, ...]
-    ask_sizes: tuple[int, ...]
-    bid_sizes: tuple[int, ...]
+    levels: tuple[int, ...]
+
+    @property
+    def ask_prices(self) -> tuple[int, ...]:
+        return self.levels[0:10]
+
+    @property
+    def bid_prices(self) -> tuple[int, ...]:
+        return self.levels[10:20]
+
+    @property
+    def ask_counts(self) -> tuple[int, ...]:
+        return self.levels[20:30]
+
+    @property
+    def bid_counts(self) -> tuple[int, ...]:
+        return self.levels[30:40]
+
+    @property
+    def ask_sizes(self) -> tuple[int, ...]:
+        return self.levels[40:50]
+
+    @property
+    def bid_sizes(self) -> tuple[int, ...]:
+        return self.levels[50:60]
 
 
 _CODE, _HOUR = LAYOUT["FUTS_SHRN_ISCD"], LAYOUT["BSOP_HOUR"]
@@ -84,12 +108,10 @@ _LAST = _FIRST + 6 * LEVELS
 if tuple(range(0, 6 * LEVELS, LEVELS)) != _BLOCKS:  # the layout above is what the slicing assumes
     raise AssertionError("H0ZFASP0 blocks are not contiguous")
 
+_new = tuple.__new__  # builds a BookRow without the NamedTuple's Python-level __new__
 
-def _ints(texts: list[str]) -> list[int]:
-    try:
-        return list(map(int, texts))
-    except ValueError:
-        return [to_int(t) for t in texts]  # empty fields or integral decimals, else ValueError
+# Every level value (price, count, size) is in [0, MAX_VALUE]; the memo checks it as it converts.
+_VALUES: Final = IntMemo(0, MAX_VALUE)
 
 
 def decode(records: list[list[str]], ts_recv: int) -> tuple[list[BookRow], int]:
@@ -97,24 +119,13 @@ def decode(records: list[list[str]], ts_recv: int) -> tuple[list[BookRow], int]:
     start = day_start(ts_recv)
     rows: list[BookRow] = []
     append = rows.append
+    value = _VALUES.__getitem__
     bad = 0
     for fields in records:
         try:
-            values = _ints(fields[_FIRST:_LAST])
-            if min(values) < 0 or max(values) > MAX_VALUE:
-                raise ValueError("price, size or count out of range")
-            append(
-                BookRow(
-                    check_code(fields[_CODE]),
-                    event_time(start, fields[_HOUR], ts_recv),
-                    tuple(values[0:10]),
-                    tuple(values[10:20]),
-                    tuple(values[20:30]),
-                    tuple(values[30:40]),
-                    tuple(values[40:50]),
-                    tuple(values[50:60]),
-                )
-            )
+            code = check_code(fields[_CODE])
+            ts_event = event_time(start, fields[_HOUR], ts_recv)
+            append(_new(BookRow, (code, ts_event, tuple(map(value, fields[_FIRST:_LAST])))))
         except (ValueError, OverflowError):
             bad += 1
     return rows, bad
@@ -138,9 +149,22 @@ def _side_problem(prices: tuple[int, ...], ascending: bool) -> bool:
 
 def book_problem(row: BookRow) -> str | None:
     """Why this snapshot is not a usable book (a stable reason key), or None."""
-    if _side_problem(row.ask_prices, ascending=True) or _side_problem(row.bid_prices, ascending=False):
+    return levels_problem(row.levels)
+
+
+def levels_problem(levels: tuple[int, ...]) -> str | None:
+    """`book_problem` of a row's 60 level values."""
+    if 0 not in levels[0:20]:  # ten levels a side, the usual book: chained comparisons only
+        a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10 = levels[0:20]
+        if not (
+            a1 < a2 < a3 < a4 < a5 < a6 < a7 < a8 < a9 < a10
+            and b1 > b2 > b3 > b4 > b5 > b6 > b7 > b8 > b9 > b10
+        ):
+            return "book_out_of_order"
+        return "book_crossed" if b1 >= a1 else None
+    if _side_problem(levels[0:10], ascending=True) or _side_problem(levels[10:20], ascending=False):
         return "book_out_of_order"
-    best_ask, best_bid = row.ask_prices[0], row.bid_prices[0]
+    best_ask, best_bid = levels[0], levels[10]
     if best_ask and best_bid and best_bid >= best_ask:
         return "book_crossed"
     return None
@@ -148,7 +172,7 @@ def book_problem(row: BookRow) -> str | None:
 
 def has_quote(row: BookRow) -> bool:
     """Level 1 on both sides: a level-1 quote exists (KIS sends 0 for an empty side)."""
-    return row.ask_prices[0] > 0 and row.bid_prices[0] > 0
+    return row.levels[0] > 0 and row.levels[10] > 0
 
 
 class BookFilter:
@@ -165,26 +189,45 @@ class BookFilter:
 
     """
 
-    __slots__ = ("_calendar", "_expiry", "counts")
+    __slots__ = ("_calendar", "_days", "_expiry", "_last_days", "counts")
 
     def __init__(
         self, calendar: TradingCalendar, last_trading_days: Mapping[str, dt.date] | None = None
     ) -> None:
         self._calendar = calendar
         self._expiry = last_trading_days if last_trading_days is not None else {}
+        # KST day -> (its date, its two call windows as UTC ns bounds, end exclusive), and the same
+        # for a contract's last trading day: a dict hit and four comparisons a record.
+        self._days: dict[int, tuple[dt.date, int, int, int, int]] = {}
+        self._last_days: dict[int, tuple[dt.date, int, int, int, int]] = {}
         self.counts: Counter[str] = Counter()
 
+    def _calls(self, day: int, expiring: bool) -> tuple[dt.date, int, int, int, int]:
+        date = date_of(day)
+        (a, b), (c, d) = self._calendar.session_times(date, last_trading_day=expiring).calls_ns()
+        cache = self._last_days if expiring else self._days
+        if len(cache) >= _WINDOWS_LIMIT:
+            cache.clear()
+        windows = cache[day] = (date, a, b, c, d)
+        return windows
+
     def emit(self, row: BookRow) -> bool:
-        expiry = self._expiry.get(row.code)
-        expiring = expiry is not None and day_of(expiry) == kst_day(row.ts_event)
-        if self._calendar.in_call(row.ts_event, last_trading_day=expiring):
+        code, ts, levels = row
+        day = (ts + KST_OFFSET_NS) // DAY_NS
+        windows = self._days.get(day) or self._calls(day, False)
+        if self._expiry.get(code) == windows[0]:  # the contract's last trading day
+            windows = self._last_days.get(day) or self._calls(day, True)
+        if windows[1] <= ts < windows[2] or windows[3] <= ts < windows[4]:
             self.counts["book_in_call"] += 1
             return False
-        problem = book_problem(row)
+        problem = levels_problem(levels)
         if problem is not None:
             self.counts[problem] += 1
             return False
         return True
+
+
+_WINDOWS_LIMIT: Final = 10_000
 
 
 SPEC: Final = TRSpec(

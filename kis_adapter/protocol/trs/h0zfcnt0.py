@@ -16,6 +16,7 @@ from typing import NamedTuple
 from kis_adapter.krx import date_of
 from kis_adapter.krx import kst_day
 from kis_adapter.protocol.trs._common import MAX_VALUE
+from kis_adapter.protocol.trs._common import IntMemo
 from kis_adapter.protocol.trs._common import Layout
 from kis_adapter.protocol.trs._common import TRSpec
 from kis_adapter.protocol.trs._common import check_code
@@ -106,34 +107,40 @@ _SIZE, _ACML = LAYOUT["LAST_CNQN"], LAYOUT["ACML_VOL"]
 _SELL, _BUY = LAYOUT["SELN_CNTG_SMTN"], LAYOUT["SHNU_CNTG_SMTN"]
 
 
+# Prices and sizes repeat all day; memoised, range-checked conversions (see `IntMemo`).
+_UNSIGNED: Final = IntMemo(0, MAX_VALUE)
+_SIGNED: Final = IntMemo(-MAX_VALUE, MAX_VALUE)
+_new = tuple.__new__  # builds a TradeRow without the NamedTuple's Python-level __new__
+
+
 def decode(records: list[list[str]], ts_recv: int) -> tuple[list[TradeRow], int]:
     """Decode the H0ZFCNT0 records of one frame; a price or volume < 0 or > MAX_VALUE makes a record bad."""
     start = day_start(ts_recv)
     rows: list[TradeRow] = []
     append = rows.append
+    unsigned, signed = _UNSIGNED.__getitem__, _SIGNED.__getitem__
     bad = 0
     for fields in records:
         try:
-            row = TradeRow(
-                check_code(fields[_CODE]),
-                event_time(start, fields[_HOUR], ts_recv),
-                to_int(fields[_PRICE]),
-                to_int(fields[_CHANGE]),
-                to_int(fields[_SIZE]),
-                to_int(fields[_ACML]),
-                to_int(fields[_SELL]),
-                to_int(fields[_BUY]),
+            # Cumulative volumes are a new text every trade, so no memo for them.
+            acml, sell, buy = to_int(fields[_ACML]), to_int(fields[_SELL]), to_int(fields[_BUY])
+            if not (0 <= acml <= MAX_VALUE and 0 <= sell <= MAX_VALUE and 0 <= buy <= MAX_VALUE):
+                raise ValueError("volume out of range")
+            append(
+                _new(
+                    TradeRow,
+                    (
+                        check_code(fields[_CODE]),
+                        event_time(start, fields[_HOUR], ts_recv),
+                        unsigned(fields[_PRICE]),  # the memos check the range as they convert
+                        signed(fields[_CHANGE]),
+                        unsigned(fields[_SIZE]),
+                        acml,
+                        sell,
+                        buy,
+                    ),
+                )
             )
-            if not (
-                0 <= row.price <= MAX_VALUE
-                and -MAX_VALUE <= row.change <= MAX_VALUE
-                and 0 <= row.size <= MAX_VALUE
-                and 0 <= row.cumulative_volume <= MAX_VALUE
-                and 0 <= row.sell_total <= MAX_VALUE
-                and 0 <= row.buy_total <= MAX_VALUE
-            ):
-                raise ValueError("price or volume out of range")
-            append(row)
         except (ValueError, OverflowError):
             bad += 1
     return rows, bad
