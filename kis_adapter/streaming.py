@@ -259,13 +259,7 @@ def _rust_batches(
         session=DataBackendSession(chunk_size=batch_size),
         optimize_file_loading=query["optimize_file_loading"],
     )
-    for chunk in session.to_query_result():
-        if isinstance(chunk, list):  # a Rust-registered custom type: not ours, and not supported here
-            name = config.data_type.__name__
-            raise ConfigError(f"streaming backtests cannot read {name} from the Rust session")
-        data = capsule_to_list(chunk)
-        drop_cvec_pycapsule(chunk)  # the capsule's vector is ours to free
-        yield data
+    yield from _session_batches(session, config)
 
 
 def _rust_file_batches(
@@ -283,7 +277,15 @@ def _rust_file_batches(
         session=DataBackendSession(chunk_size=batch_size),
         files=[file],
     )
+    yield from _session_batches(session, config)
+
+
+def _session_batches(session: DataBackendSession, config: BacktestDataConfig) -> Batches:
+    """The objects of a Rust session's query, a chunk at a time."""
     for chunk in session.to_query_result():
+        if isinstance(chunk, list):  # a Rust-registered custom type: not ours, and not supported here
+            name = config.data_type.__name__
+            raise ConfigError(f"streaming backtests cannot read {name} from the Rust session")
         data = capsule_to_list(chunk)
         drop_cvec_pycapsule(chunk)  # the capsule's vector is ours to free
         yield data
