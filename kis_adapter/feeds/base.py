@@ -158,6 +158,21 @@ class Columns(ABC):
     @abstractmethod
     def new_columns(self) -> DayColumns: ...
 
+    def sink(
+        self, code: str, ts_init: int, day: int, methods: tuple[tuple[str, str], ...], known: bool
+    ) -> tuple[Any, ...] | None:
+        """
+        ``(day, *bound methods)`` of `code`'s columns for `day`, kept in `sinks` until the next
+        drain (`methods`: ``(column, "append"|"extend")`` pairs, in the order `add` calls them); None,
+        counted ``bad_instrument_id``, for a code with no instrument id (`known` false).
+        """
+        if not known:
+            self.counts["bad_instrument_id"] += 1
+            return None
+        arrays = self.day_columns(code, ts_init).arrays
+        sink = self.sinks[code] = (day, *(getattr(arrays[column], method) for column, method in methods))
+        return sink
+
     @property
     def nbytes(self) -> int:
         return sum(columns.nbytes for columns in self.days.values())

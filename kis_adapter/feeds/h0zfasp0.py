@@ -10,6 +10,8 @@ backtest's are equal; the order book skips such levels). The quote is ``BIDP1`` 
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import pyarrow as pa
 from nautilus_trader.core.data import Data
@@ -181,6 +183,9 @@ class BookMapper(Mapper):
         return out
 
 
+_SINK: Final = (("ts_event", "append"), ("ts_init", "append"), ("levels", "extend"))
+
+
 class BookColumns(Columns):
     def __init__(self, context: FeedContext) -> None:
         super().__init__()
@@ -201,16 +206,9 @@ class BookColumns(Columns):
             code, ts_event, levels = row
             sink = sinks.get(code)
             if sink is None or sink[0] != day:
-                if self._ids(code) is None:
-                    self.counts["bad_instrument_id"] += 1
+                sink = self.sink(code, ts_init, day, _SINK, self._ids(code) is not None)
+                if sink is None:
                     continue
-                arrays = self.day_columns(code, ts_init).arrays
-                sink = sinks[code] = (
-                    day,
-                    arrays["ts_event"].append,
-                    arrays["ts_init"].append,
-                    arrays["levels"].extend,
-                )
             sink[1](ts_event)
             sink[2](ts_init)
             sink[3](levels)  # the 60 values in block order

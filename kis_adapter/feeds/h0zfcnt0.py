@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import pyarrow as pa
 from nautilus_trader.core.data import Data
@@ -81,6 +83,10 @@ class TradeMapper(Mapper):
         return out
 
 
+_COLUMNS: Final = ("ts_event", "price", "size", "side", "volume", "ts_init")  # in the order add() appends
+_SINK: Final = tuple((column, "append") for column in _COLUMNS)
+
+
 class TradeColumns(Columns):
     def __init__(self, context: FeedContext) -> None:
         super().__init__()
@@ -102,19 +108,9 @@ class TradeColumns(Columns):
             code = row.code
             sink = sinks.get(code)
             if sink is None or sink[0] != day:
-                if self._ids(code) is None:
-                    self.counts["bad_instrument_id"] += 1
+                sink = self.sink(code, ts_init, day, _SINK, self._ids(code) is not None)
+                if sink is None:
                     continue
-                arrays = self.day_columns(code, ts_init).arrays
-                sink = sinks[code] = (
-                    day,
-                    arrays["ts_event"].append,
-                    arrays["price"].append,
-                    arrays["size"].append,
-                    arrays["side"].append,
-                    arrays["volume"].append,
-                    arrays["ts_init"].append,
-                )
             sink[1](row.ts_event)
             sink[2](row.price)
             sink[3](row.size)
