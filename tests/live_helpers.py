@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -53,3 +56,30 @@ def recorder(
             "max_secs": max_secs,
         },
     }
+
+
+def live_stdout(sim: SimulatorThread, tmp_path: Path, strategies: list[dict], **client: Any) -> str:
+    """``kis-adapter live`` in a subprocess on a node config pointed at `sim`; its stdout (INFO logs)."""
+    from sim_helpers import APP_KEY
+    from sim_helpers import APP_SECRET
+
+    config = write_node_config(sim, tmp_path / "live.json", strategies, **client)
+    node = json.loads(config.read_text())
+    node["logging"] = {"log_level": "INFO", "log_colors": False}
+    config.write_text(json.dumps(node))
+    env = {
+        **os.environ,
+        "KIS_APP_KEY": APP_KEY,
+        "KIS_APP_SECRET": APP_SECRET,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_helpers import live_stdout
 from live_helpers import recorder
 from live_helpers import replay_when_subscribed
 from live_helpers import write_node_config
@@ -230,27 +231,7 @@ def test_live_subprocess_with_sigterm_stops_cleanly_and_exits_0(tmp_path):
 
 
 def _live_stdout(sim, tmp_path: Path, frames_total: int, **client: object) -> str:
-    out = tmp_path / "received.jsonl"
-    config = write_node_config(sim, tmp_path / "live.json", [recorder(out, frames_total)], **client)
-    live = json.loads(config.read_text())
-    live["logging"] = {"log_level": "INFO", "log_colors": False}
-    config.write_text(json.dumps(live))
-    env = {
-        **os.environ,
-        "KIS_APP_KEY": APP_KEY,
-        "KIS_APP_SECRET": APP_SECRET,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return live_stdout(sim, tmp_path, [recorder(tmp_path / "received.jsonl", frames_total)], **client)
 
 
 def _frames_stamped(

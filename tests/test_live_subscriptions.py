@@ -375,33 +375,9 @@ def test_cap_counts_every_tr_and_code_and_refuses_the_42nd_without_sending_it(ha
 
 def run_live(sim: SimulatorThread, tmp_path: Path, entry: dict, **client: object) -> str:
     """``kis-adapter live`` in a subprocess on a node config pointed at `sim`; its stdout (INFO logs)."""
-    import json
-    import os
-    import subprocess
-    import sys
+    from live_helpers import live_stdout
 
-    from live_helpers import write_node_config
-
-    config = write_node_config(sim, tmp_path / "live.json", [entry], **client)
-    node = json.loads(config.read_text())
-    node["logging"] = {"log_level": "INFO", "log_colors": False}
-    config.write_text(json.dumps(node))
-    env = {
-        **os.environ,
-        "KIS_APP_KEY": APP_KEY,
-        "KIS_APP_SECRET": APP_SECRET,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])]),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "kis_adapter.cli", "live", "--config", str(config)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return live_stdout(sim, tmp_path, [entry], **client)
 
 
 def market_recorder(out: Path, stop_after: int) -> dict:
